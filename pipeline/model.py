@@ -1,0 +1,108 @@
+"""The trained cause model: one scikit-learn Pipeline from raw text to calibrated probabilities.
+
+normalise → (jieba words TF-IDF ∪ character n-gram TF-IDF ∪ lexicon scores) → linear classifier.
+The segmenter lives inside the Pipeline, so training and nightly inference cannot drift apart.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import ComplementNB
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
+
+from pipeline.lexicon import LexiconFeatures
+from pipeline.normalise import TextNormaliser
+from pipeline.segment import SegmentTransformer, split_on_space
+
+FEATURE_SETS = ("words", "chars", "union", "union+lexicon")
+ESTIMATORS = ("logreg", "svm", "cnb")
+
+
+def _word_features(engine: str) -> Pipeline:
+    return Pipeline([
+        ("segment", SegmentTransformer(engine=engine)),
+        ("tfidf", TfidfVectorizer(tokenizer=split_on_space, token_pattern=None, lowercase=False,
+                                  ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
+    ])
+
+
+def _char_features() -> TfidfVectorizer:
+    return TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True, lowercase=True)
+
+
+def build_features(feature_set: str, engine: str = "jieba") -> FeatureUnion:
+    blocks = {
+        "words": [("words", _word_features(engine))],
+        "chars": [("chars", _char_features())],
+        "union": [("words", _word_features(engine)), ("chars", _char_features())],
+        "union+lexicon": [("words", _word_features(engine)), ("chars", _char_features()),
+                          ("lexicon", LexiconFeatures())],
+    }
+    if feature_set not in blocks:
+        raise ValueError(f"feature set must be one of {FEATURE_SETS}, got {feature_set!r}")
+    return FeatureUnion(blocks[feature_set])
+
+
+def build_estimator(name: str, *, random_state: int = 0):
+    if name == "logreg":
+        return LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000, random_state=random_state)
+    if name == "svm":
+        return CalibratedClassifierCV(LinearSVC(C=0.5, class_weight="balanced", random_state=random_state),
+                                      cv=3, method="sigmoid")
+    if name == "cnb":
+        return ComplementNB(alpha=0.3)
+    raise ValueError(f"estimator must be one of {ESTIMATORS}, got {name!r}")
+
+
+def build_pipeline(*, feature_set: str = "union+lexicon", estimator: str = "logreg", engine: str = "jieba",
+                   max_chars: int = 2000, random_state: int = 0) -> Pipeline:
+    return Pipeline([
+        ("normalise", TextNormaliser(max_chars=max_chars)),
+        ("features", build_features(feature_set, engine)),
+        ("classifier", build_estimator(estimator, random_state=random_state)),
+    ])
+
+
+def feature_names(pipeline: Pipeline) -> np.ndarray:
+    names = []
+    for name, block in pipeline.named_steps["features"].transformer_list:
+        if name == "words":
+            names.extend(f"{w}" for w in block.named_steps["tfidf"].get_feature_names_out())
+        elif name == "chars":
+            names.extend(f"「{c}」" for c in block.get_feature_names_out())
+        else:
+            names.extend(block.get_feature_names_out())
+    return np.asarray(names, dtype=object)
+
+
+def class_weights_matrix(classifier) -> np.ndarray:
+    """(n_classes, n_features) weights whose product with a feature row says how much each feature
+    pushed each class: coefficients for linear models, log-probabilities for naive Bayes."""
+    if isinstance(classifier, CalibratedClassifierCV):
+        return np.mean([c.estimator.coef_ for c in classifier.calibrated_classifiers_], axis=0)
+    if isinstance(classifier, ComplementNB):
+        return classifier.feature_log_prob_
+    return classifier.coef_
+
+
+def explain_predictions(pipeline: Pipeline, texts, labels, top_n: int = 5) -> list[list[str]]:
+    """For each text, the features that contributed most to its predicted label."""
+    classifier = pipeline.named_steps["classifier"]
+    classes = list(classifier.classes_)
+    features = pipeline[:-1].transform(list(texts))
+    features = sparse.csr_matrix(features)
+    weights = class_weights_matrix(classifier)
+    if weights.shape[0] == 1:  # binary logistic regression keeps one row for the positive class
+        weights = np.vstack([-weights[0], weights[0]])
+    names = feature_names(pipeline)
+    explanations = []
+    for i, label in enumerate(labels):
+        row = features.getrow(i)
+        contributions = row.data * weights[classes.index(label), row.indices]
+        order = np.argsort(-contributions)
+        explanations.append([str(names[row.indices[j]]) for j in order[:top_n] if contributions[j] > 0])
+    return explanations

@@ -1,0 +1,78 @@
+"""Text clean-up: PII masking for storage, and full normalisation for the model.
+
+``mask_pii`` is applied before a complaint's text is stored anywhere but its raw row.
+``normalise_text`` = NFKC (full-width → half-width), HTML, URLs, ticket template noise, PII masks,
+traditional → simplified (OpenCC), whitespace. Both are pure and deterministic.
+"""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from functools import lru_cache
+
+import opencc
+from sklearn.base import BaseEstimator, TransformerMixin
+
+# Order matters: the longest digit runs are claimed first so that an ID number is not read as a phone.
+_PII_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
+    ("[邮箱]", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")),
+    ("[身份证号]", re.compile(r"(?<!\d)\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\dA-Za-z])")),
+    ("[银行卡号]", re.compile(r"(?<!\d)(?:\d{4}[ -]?){3}\d{4}(?:\d{1,3})?(?!\d)")),
+    ("[手机号]", re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")),
+    ("[电话]", re.compile(r"(?<!\d)(?:\(?0\d{2,3}\)?[- ]?)\d{7,8}(?!\d)")),
+)
+
+_HTML_TAG = re.compile(r"<[^<>]{0,200}>")
+_URL = re.compile(r"(?:https?://|www\.)[^\s\u4e00-\u9fff，。！？；]+", re.IGNORECASE)
+_MASKED_DIGITS = re.compile(r"[*＊xX]{3,}|(?<=\d)\*{2,}\d*")
+_FIELD_SEPARATOR = re.compile(r"@~|~@|\|\|")
+# Work-order template placeholders, e.g. （时间）, after NFKC: (时间)
+_PLACEHOLDER = re.compile(r"[(\[【]\s*(?:时间|日期|地址|地点|号码|电话|姓名|金额|xx|XX|省|市|区|某某)\s*[)\]】]")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def mask_pii(text: str) -> str:
+    """Replace phone numbers, ID numbers, bank cards and e-mail addresses with typed masks."""
+    text = unicodedata.normalize("NFKC", text)
+    for mask, pattern in _PII_PATTERNS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def strip_markup_and_noise(text: str) -> str:
+    text = html.unescape(_HTML_TAG.sub(" ", text))
+    text = _URL.sub(" ", text)
+    text = _FIELD_SEPARATOR.sub("；", text)
+    text = _PLACEHOLDER.sub(" ", text)
+    text = _MASKED_DIGITS.sub(" ", text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def normalise_text(text: str) -> str:
+    text = mask_pii(html.unescape(text))
+    text = strip_markup_and_noise(text)
+    return _t2s().convert(text)
+
+
+def has_letters(text: str) -> bool:
+    """True when the text holds at least one letter or CJK character (not only digits, punctuation, emoji)."""
+    return any(unicodedata.category(ch).startswith("L") for ch in text)
+
+
+class TextNormaliser(TransformerMixin, BaseEstimator):
+    """First step of the model pipeline: raw complaint text → normalised text, truncated for the model."""
+
+    def __init__(self, *, max_chars: int = 2000):
+        self.max_chars = max_chars
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return [normalise_text(str(t))[: self.max_chars] for t in X]

@@ -1,0 +1,130 @@
+"""The nightly run's per-batch work as plain functions: the Prefect flow only orchestrates these.
+
+raw chunk → mapped rows → validated / quarantined → new vs already seen → classified → routed →
+database records. Every row read ends in exactly one of: classified, quarantined, skipped as already
+seen, skipped as older than the watermark.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+import pandas as pd
+
+from pipeline import store
+from pipeline.config import Settings
+from pipeline.ingest import RawChunk, map_columns
+from pipeline.normalise import mask_pii
+from pipeline.route import Router
+from pipeline.schemas import QuarantinedRow, QuarantineReason
+from pipeline.tickets import build_ticket
+from pipeline.validate import validate_rows
+
+COUNT_FIELDS = ("rows_read", "classified", "quarantined", "skipped_seen", "skipped_before_since")
+
+
+class CountMismatchError(RuntimeError):
+    """Rows read ≠ classified + quarantined + skipped: a row went missing. The run is marked failed."""
+
+
+@dataclass
+class RunCounts:
+    rows_read: int = 0
+    classified: int = 0
+    quarantined: int = 0
+    skipped_seen: int = 0
+    skipped_before_since: int = 0
+
+    def add(self, other: "RunCounts") -> None:
+        for name in COUNT_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in COUNT_FIELDS}
+
+    def check(self) -> None:
+        accounted = self.classified + self.quarantined + self.skipped_seen + self.skipped_before_since
+        if accounted != self.rows_read:
+            raise CountMismatchError(
+                f"rows read {self.rows_read} ≠ classified {self.classified} + quarantined {self.quarantined}"
+                f" + skipped {self.skipped_seen + self.skipped_before_since}")
+
+
+@dataclass
+class PreparedBatch:
+    """Rows that still need classifying, with everything decided about the others."""
+
+    new_rows: pd.DataFrame
+    quarantined: list[QuarantinedRow] = field(default_factory=list)
+    counts: RunCounts = field(default_factory=RunCounts)
+
+
+def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
+                  lookup_stored: Callable[[list[str]], dict[str, str]], since: datetime | None) -> PreparedBatch:
+    """Validate a raw chunk and set aside what is already stored (``lookup_stored``: ids → content hashes)."""
+    frame = map_columns(chunk, settings.columns)
+    good, quarantined = validate_rows(frame, seen_ids, max_text_chars=settings.max_text_chars,
+                                      text_column=settings.columns.text, date_column=settings.columns.created_at)
+    quarantined = chunk.quarantined + quarantined
+    counts = RunCounts(rows_read=chunk.rows_read)
+    if since is not None and len(good):
+        before = good["created_at"].notna() & (good["created_at"] < pd.Timestamp(since))
+        counts.skipped_before_since = int(before.sum())
+        good = good[~before]
+    stored = lookup_stored(good["complaint_id"].tolist()) if len(good) else {}
+    already = good["complaint_id"].map(lambda cid: cid in stored)
+    same_text = good.apply(lambda r: stored.get(r["complaint_id"]) == r["content_hash"], axis=1) if len(good) else already
+    for row in good[already & ~same_text].itertuples(index=False):
+        quarantined.append(QuarantinedRow(row.source, row.source_row, settings.columns.id,
+                                          QuarantineReason.ID_CONFLICT,
+                                          f"id {row.complaint_id!r} is stored with a different text",
+                                          {"id": row.complaint_id, "text": row.text}))
+    counts.skipped_seen = int((already & same_text).sum())
+    counts.quarantined = len(quarantined)
+    new_rows = good[~already].reset_index(drop=True)
+    counts.classified = len(new_rows)
+    return PreparedBatch(new_rows, quarantined, counts)
+
+
+def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Router, model_version: str,
+                  run_id: str, now: datetime) -> dict[str, list[dict]]:
+    """Database records for a classified batch: complaints, predictions, tickets and outbox entries."""
+    complaint_rows, prediction_rows, ticket_rows, outbox_rows = [], [], [], []
+    probability_columns = [c for c in predictions.columns if c.startswith("p_")]
+    for row, prediction in zip(rows.to_dict("records"), predictions.to_dict("records")):
+        created_at = row["created_at"] if pd.notna(row["created_at"]) else None
+        complaint = {
+            "complaint_id": row["complaint_id"], "text_raw": row["text"], "text_masked": mask_pii(row["text"]),
+            "content_hash": row["content_hash"], "created_at": created_at, "channel": row["channel"],
+            "metadata_json": json.dumps(row["metadata"], ensure_ascii=False), "source": row["source"],
+            "source_row": int(row["source_row"]), "text_truncated": bool(row["text_truncated"]),
+            "run_id": run_id, "ingested_at": now,
+        }
+        probabilities = {c.removeprefix("p_"): float(prediction[c]) for c in probability_columns}
+        complaint_rows.append(complaint)
+        prediction_rows.append({
+            "complaint_id": row["complaint_id"], "model_version": model_version, "cause": prediction["cause"],
+            "confidence": float(prediction["confidence"]), "needs_review": bool(prediction["needs_review"]),
+            "secondary_causes": prediction["secondary_causes"],
+            "probabilities_json": json.dumps(probabilities), "explanation": prediction["explanation"],
+            "run_id": run_id, "predicted_at": now,
+        })
+        fields = {"channel": row["channel"] or "", **row["metadata"]}
+        decision = router.route_for_cause(prediction["cause"], bool(prediction["needs_review"]), fields)
+        ticket = build_ticket(complaint=complaint, prediction=prediction, decision=decision,
+                              model_version=model_version, probabilities=probabilities,
+                              escalation_reasons=[], created_at=now, run_id=run_id)
+        ticket_rows.append(ticket)
+        outbox_rows.append({"ticket_id": ticket["ticket_id"], "target": "file", "queue": ticket["queue"],
+                            "idempotency_key": f"file:{ticket['ticket_id']}", "status": "pending",
+                            "attempts": 0, "created_at": now})
+    return {"complaint_rows": complaint_rows, "prediction_rows": prediction_rows,
+            "ticket_rows": ticket_rows, "outbox_rows": outbox_rows}
+
+
+def store_batch(engine, batch: PreparedBatch, records: dict[str, list[dict]], *, run_id: str,
+                run_counts: RunCounts) -> None:
+    store.write_batch(engine, quarantine_rows=store.quarantine_records(batch.quarantined, run_id),
+                      run_id=run_id, counts=run_counts.as_dict(), **records)

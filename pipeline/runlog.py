@@ -1,0 +1,54 @@
+"""What a run leaves for people: the quarantine file and the run summary."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from pipeline import store
+from pipeline.schemas import QUARANTINE_ADVICE, QuarantinedRow
+
+QUARANTINE_FILE_COLUMNS = ["source", "row", "column", "reason", "detail", "what_to_do", "raw"]
+
+
+def append_quarantine_file(path: Path, rows: list[QuarantinedRow]) -> None:
+    """Append quarantined rows (UTF-8 with BOM so Excel opens the Chinese text correctly)."""
+    if not rows:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new_file = not path.exists()
+    with path.open("a", encoding="utf-8-sig" if new_file else "utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        if new_file:
+            writer.writerow(QUARANTINE_FILE_COLUMNS)
+        for row in rows:
+            writer.writerow([row.source, row.source_row, row.column, row.reason.value, row.detail,
+                             QUARANTINE_ADVICE[row.reason], json.dumps(row.raw, ensure_ascii=False, default=str)])
+
+
+def run_summary(engine: sa.Engine, run_id: str, settings, quarantine_file: Path | None) -> dict:
+    with engine.connect() as conn:
+        run = conn.execute(sa.select(store.runs).where(store.runs.c.run_id == run_id)).mappings().one()
+        causes = dict(conn.execute(
+            sa.select(store.predictions.c.cause, sa.func.count())
+            .where(store.predictions.c.run_id == run_id).group_by(store.predictions.c.cause)).all())
+        queues = dict(conn.execute(
+            sa.select(store.tickets.c.queue, sa.func.count())
+            .where(store.tickets.c.run_id == run_id).group_by(store.tickets.c.queue)).all())
+        review = conn.execute(
+            sa.select(sa.func.count()).select_from(store.predictions)
+            .where(store.predictions.c.run_id == run_id, store.predictions.c.needs_review.is_(True))).scalar_one()
+    return {
+        "run_id": run_id,
+        "status": run["status"],
+        "model_version": run["model_version"],
+        "counts": {k: run[k] for k in ("rows_read", "classified", "quarantined", "skipped_seen",
+                                       "skipped_before_since")},
+        "causes": causes,
+        "needs_review": review,
+        "queues": queues,
+        "database": settings.resolved_database_url,
+        "quarantine_file": str(quarantine_file) if quarantine_file else None,
+    }

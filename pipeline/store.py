@@ -1,0 +1,226 @@
+"""The database: runs, complaints, predictions, tickets, the delivery outbox, quarantine, reviews.
+
+SQLAlchemy Core, so the same code runs on the default SQLite file and on PostgreSQL. Each batch is
+written in one transaction: a run killed half-way leaves whole batches behind, and the next run skips
+exactly those complaints (they are "already seen").
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipeline.schemas import QuarantinedRow
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("status", sa.String(16), nullable=False),  # running | completed | failed
+    sa.Column("model_version", sa.String(128)),
+    sa.Column("since", sa.DateTime),
+    sa.Column("rows_read", sa.Integer, default=0),
+    sa.Column("classified", sa.Integer, default=0),
+    sa.Column("quarantined", sa.Integer, default=0),
+    sa.Column("skipped_seen", sa.Integer, default=0),
+    sa.Column("skipped_before_since", sa.Integer, default=0),
+    sa.Column("error", sa.Text),
+)
+
+complaints = sa.Table(
+    "complaints", metadata,
+    sa.Column("complaint_id", sa.String(128), primary_key=True),
+    sa.Column("text_raw", sa.Text, nullable=False),  # the only place unmasked text is kept
+    sa.Column("text_masked", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, index=True),
+    sa.Column("channel", sa.String(128), index=True),
+    sa.Column("metadata_json", sa.Text),
+    sa.Column("source", sa.Text),
+    sa.Column("source_row", sa.Integer),
+    sa.Column("text_truncated", sa.Boolean, default=False),
+    sa.Column("run_id", sa.String(64), index=True),
+    sa.Column("ingested_at", sa.DateTime, nullable=False),
+)
+
+predictions = sa.Table(
+    "predictions", metadata,
+    sa.Column("complaint_id", sa.String(128), sa.ForeignKey("complaints.complaint_id"), primary_key=True),
+    sa.Column("model_version", sa.String(128), primary_key=True),
+    sa.Column("cause", sa.String(64), nullable=False, index=True),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("needs_review", sa.Boolean, nullable=False),
+    sa.Column("secondary_causes", sa.Text),
+    sa.Column("probabilities_json", sa.Text, nullable=False),
+    sa.Column("explanation", sa.Text),
+    sa.Column("run_id", sa.String(64), index=True),
+    sa.Column("predicted_at", sa.DateTime, nullable=False),
+)
+
+tickets = sa.Table(
+    "tickets", metadata,
+    sa.Column("ticket_id", sa.String(64), primary_key=True),
+    sa.Column("complaint_id", sa.String(128), sa.ForeignKey("complaints.complaint_id"), index=True),
+    sa.Column("cause", sa.String(64), nullable=False),
+    sa.Column("remedy_code", sa.String(32)),
+    sa.Column("queue", sa.String(128), nullable=False, index=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("due_at", sa.DateTime),
+    sa.Column("escalation_reasons", sa.Text),
+    sa.Column("model_version", sa.String(128)),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("payload_json", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("outbox_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.String(64), sa.ForeignKey("tickets.ticket_id"), index=True),
+    sa.Column("target", sa.String(32), nullable=False),  # file | webhook
+    sa.Column("queue", sa.String(128), nullable=False),
+    sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("delivered_at", sa.DateTime),
+)
+
+quarantine = sa.Table(
+    "quarantine", metadata,
+    sa.Column("quarantine_key", sa.String(64), primary_key=True),  # same bad row, same key: reruns add nothing
+    sa.Column("run_id", sa.String(64), index=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("source_row", sa.Integer, nullable=False),
+    sa.Column("column_name", sa.String(128)),
+    sa.Column("reason", sa.String(64), nullable=False, index=True),
+    sa.Column("detail", sa.Text),
+    sa.Column("raw_json", sa.Text),
+    sa.Column("quarantined_at", sa.DateTime, nullable=False),
+)
+
+reviews = sa.Table(
+    "reviews", metadata,
+    sa.Column("review_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("complaint_id", sa.String(128), sa.ForeignKey("complaints.complaint_id"), index=True),
+    sa.Column("cause", sa.String(64), nullable=False),
+    sa.Column("secondary_causes", sa.Text),
+    sa.Column("reviewer", sa.String(128), nullable=False),
+    sa.Column("reviewed_at", sa.DateTime, nullable=False),
+    sa.Column("note", sa.Text),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def connect(database_url: str) -> sa.Engine:
+    """Engine with every table created (idempotent). SQLite files get their folder created."""
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(database_url, future=True)
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+    metadata.create_all(engine)
+    return engine
+
+
+def start_run(engine: sa.Engine, run_id: str, source: str, model_version: str, since: datetime | None) -> None:
+    with engine.begin() as conn:
+        conn.execute(runs.insert().values(run_id=run_id, source=source, started_at=utcnow(), status="running",
+                                          model_version=model_version, since=since, rows_read=0, classified=0,
+                                          quarantined=0, skipped_seen=0, skipped_before_since=0))
+
+
+def finish_run(engine: sa.Engine, run_id: str, counts: dict, status: str, error: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(runs.update().where(runs.c.run_id == run_id)
+                     .values(finished_at=utcnow(), status=status, error=error, **counts))
+
+
+def stored_hashes(engine: sa.Engine, complaint_ids: list[str]) -> dict[str, str]:
+    """complaint_id → content_hash for the ids already stored."""
+    found: dict[str, str] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(complaint_ids), 500):  # stay under SQLite's bound-parameter limit
+            part = complaint_ids[start:start + 500]
+            rows = conn.execute(sa.select(complaints.c.complaint_id, complaints.c.content_hash)
+                                .where(complaints.c.complaint_id.in_(part)))
+            found.update({r.complaint_id: r.content_hash for r in rows})
+    return found
+
+
+def quarantine_records(rows: list[QuarantinedRow], run_id: str) -> list[dict]:
+    import hashlib
+
+    now = utcnow()
+    records = []
+    for row in rows:
+        raw_json = json.dumps(row.raw, ensure_ascii=False, default=str)
+        key = hashlib.sha256(f"{row.source}\x1f{row.source_row}\x1f{row.reason}\x1f{raw_json}".encode()).hexdigest()
+        records.append({"quarantine_key": key, "run_id": run_id, "source": row.source, "source_row": row.source_row,
+                        "column_name": row.column, "reason": row.reason.value, "detail": row.detail,
+                        "raw_json": raw_json, "quarantined_at": now})
+    return records
+
+
+def _insert_new(conn, table: sa.Table, records: list[dict], key_columns: list[str]) -> None:
+    """Insert rows whose key is not stored yet (portable 'insert or ignore')."""
+    if not records:
+        return
+    key_of = lambda r: tuple(r[k] for k in key_columns)  # noqa: E731
+    wanted = {key_of(r) for r in records}
+    existing: set = set()
+    keys = list(wanted)
+    for start in range(0, len(keys), 400):
+        part = keys[start:start + 400]
+        if len(key_columns) == 1:
+            column = table.c[key_columns[0]]
+            rows = conn.execute(sa.select(column).where(column.in_([k[0] for k in part])))
+        else:
+            rows = conn.execute(sa.select(*[table.c[k] for k in key_columns])
+                                .where(sa.tuple_(*[table.c[k] for k in key_columns]).in_(part)))
+        existing.update(tuple(r) for r in rows)
+    fresh = {}
+    for record in records:
+        if key_of(record) not in existing:
+            fresh.setdefault(key_of(record), record)
+    if fresh:
+        conn.execute(table.insert(), list(fresh.values()))
+
+
+def write_batch(engine: sa.Engine, *, complaint_rows: list[dict], prediction_rows: list[dict],
+                ticket_rows: list[dict], outbox_rows: list[dict], quarantine_rows: list[dict],
+                run_id: str, counts: dict) -> None:
+    """One transaction: the batch's complaints, predictions, tickets, outbox entries, quarantined rows and
+    the run's running counts land together or not at all."""
+    with engine.begin() as conn:
+        _insert_new(conn, complaints, complaint_rows, ["complaint_id"])
+        _insert_new(conn, predictions, prediction_rows, ["complaint_id", "model_version"])
+        _insert_new(conn, tickets, ticket_rows, ["ticket_id"])
+        _insert_new(conn, outbox, outbox_rows, ["idempotency_key"])
+        _insert_new(conn, quarantine, quarantine_rows, ["quarantine_key"])
+        conn.execute(runs.update().where(runs.c.run_id == run_id).values(**counts))
+
+
+def read_table(engine: sa.Engine, table: sa.Table, where=None) -> pd.DataFrame:
+    statement = sa.select(table)
+    if where is not None:
+        statement = statement.where(where)
+    with engine.connect() as conn:
+        return pd.read_sql(statement, conn)

@@ -1,0 +1,195 @@
+"""Training, cross-validation, evaluation and model comparison — for any label set.
+
+Quality figures come only from data the model did not see: out-of-fold predictions of stratified
+k-fold cross-validation, or a held-out file. The review thresholds are chosen on the out-of-fold
+predictions, never on the evaluation split.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold
+
+from pipeline.classify import CauseModel, ReviewPolicy, decide, policy_as_dict
+from pipeline.ingest import detect_encoding
+from pipeline.model import build_pipeline
+from pipeline.registry import save_artifact
+from pipeline.schemas import CAUSES, NONE_LABEL
+
+
+class TrainingDataError(ValueError):
+    """The labelled file cannot be used for training; the message says which column or class."""
+
+
+def read_labelled(path: Path | str, text_column: str = "text", label_column: str = "cause") -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingDataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        frame = pd.read_excel(path, dtype=str)
+    else:
+        frame = pd.read_csv(path, dtype=str, encoding=detect_encoding(path), keep_default_na=False,
+                            sep="\t" if suffix == ".tsv" else ",")
+    for column in (text_column, label_column):
+        if column not in frame.columns:
+            raise TrainingDataError(f"{path}: no column {column!r}; columns are {list(frame.columns)} "
+                                    "(choose them with --text-column / --label-column)")
+    frame = frame.fillna("")
+    empty = (frame[text_column].str.strip() == "") | (frame[label_column].str.strip() == "")
+    frame = frame[~empty].copy()
+    frame[text_column] = frame[text_column].astype(str)
+    frame[label_column] = frame[label_column].astype(str).str.strip()
+    return frame.reset_index(drop=True)
+
+
+def data_fingerprint(texts, labels) -> str:
+    digest = hashlib.sha256()
+    for text, label in zip(texts, labels):
+        digest.update(f"{text}\x1f{label}\x1e".encode("utf-8"))
+    return digest.hexdigest()
+
+
+def classification_metrics(y_true, y_pred, labels: list[str]) -> dict:
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for label, p, r, f, s in zip(labels, precision, recall, f1, support)},
+        "confusion_matrix": {"labels": labels,
+                             "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
+    }
+
+
+def bootstrap_interval(y_true, y_pred, metric, *, rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of a metric over the evaluated rows."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(rounds):
+        idx = rng.integers(0, len(y_true), len(y_true))
+        values.append(metric(y_true[idx], y_pred[idx]))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def out_of_fold_probabilities(pipeline, texts: list[str], labels: np.ndarray, folds: int, seed: int = 0):
+    """Out-of-fold class probabilities; columns follow ``np.unique(labels)``."""
+    classes = np.unique(labels)
+    probabilities = np.zeros((len(texts), len(classes)))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    texts = np.asarray(texts, dtype=object)
+    for train_idx, test_idx in splitter.split(texts, labels):
+        fitted = clone(pipeline).fit(list(texts[train_idx]), labels[train_idx])
+        fold_classes = list(fitted.classes_)
+        fold_proba = fitted.predict_proba(list(texts[test_idx]))
+        for j, label in enumerate(fold_classes):
+            probabilities[test_idx, list(classes).index(label)] = fold_proba[:, j]
+    return classes, probabilities
+
+
+def choose_review_policy(probabilities: np.ndarray, y_true: np.ndarray, labels: list[str], *,
+                         target_precision: float = 0.9, min_margin: float = 0.1) -> ReviewPolicy:
+    """Lowest confidence threshold at which the predictions routed without review reach the target
+    precision on out-of-fold data (those below it go to a person)."""
+    top = probabilities.max(axis=1)
+    predicted = np.asarray(labels)[probabilities.argmax(axis=1)]
+    correct = predicted == y_true
+    for threshold in np.arange(0.2, 0.95, 0.01):
+        auto = (top >= threshold) & (predicted != NONE_LABEL)
+        if auto.sum() >= 20 and correct[auto].mean() >= target_precision:
+            return ReviewPolicy(min_confidence=round(float(threshold), 2), min_margin=min_margin)
+    return ReviewPolicy(min_confidence=0.95, min_margin=min_margin)
+
+
+def review_metrics(frame: pd.DataFrame, y_true) -> dict:
+    """How the review flag behaves: share of non-complaints flagged, share of complaints auto-routed and
+    their accuracy."""
+    y_true = np.asarray(y_true)
+    is_none = y_true == NONE_LABEL
+    flagged = frame["needs_review"].to_numpy()
+    auto = ~flagged & ~is_none
+    return {
+        "none_flagged_share": float(flagged[is_none].mean()) if is_none.any() else None,
+        "complaints_auto_routed_share": float((~flagged[~is_none]).mean()) if (~is_none).any() else None,
+        "auto_routed_precision": float((frame["cause"].to_numpy()[auto] == y_true[auto]).mean()) if auto.any() else None,
+    }
+
+
+def evaluate_predictions(frame: pd.DataFrame, y_true, labels: list[str]) -> dict:
+    """Metrics for decided predictions: all labels, and the cause-only view the product's bar uses."""
+    y_true = np.asarray(y_true)
+    y_pred = frame["cause"].to_numpy()
+    report = classification_metrics(y_true, y_pred, labels)
+    report["review"] = review_metrics(frame, y_true)
+    report["accuracy_ci95"] = bootstrap_interval(y_true, y_pred, accuracy_score)
+    report["macro_f1_ci95"] = bootstrap_interval(
+        y_true, y_pred, lambda t, p: f1_score(t, p, labels=labels, average="macro", zero_division=0))
+    causes = [label for label in labels if label in CAUSES]
+    if causes:
+        complaint_rows = np.isin(y_true, causes)
+        yt, yp = y_true[complaint_rows], y_pred[complaint_rows]
+        cause_f1 = lambda t, p: f1_score(t, p, labels=causes, average="macro", zero_division=0)  # noqa: E731
+        report["causes_only"] = {
+            "rows": int(complaint_rows.sum()),
+            "macro_f1": float(cause_f1(yt, yp)),
+            "macro_f1_ci95": bootstrap_interval(yt, yp, cause_f1),
+            "accuracy": float(accuracy_score(yt, yp)),
+            "accuracy_ci95": bootstrap_interval(yt, yp, accuracy_score),
+        }
+    return report
+
+
+def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column: str = "cause",
+                out_dir: Path | str, folds: int = 5, feature_set: str = "union+lexicon",
+                estimator: str = "logreg", engine: str = "jieba", name: str = "cause-model",
+                data_source: str = "", extra_metadata: dict | None = None) -> dict:
+    """Cross-validate, choose the review policy, fit on all rows, save a versioned artifact."""
+    texts = frame[text_column].tolist()
+    labels = frame[label_column].to_numpy()
+    counts = pd.Series(labels).value_counts()
+    too_small = counts[counts < folds]
+    if len(counts) < 2:
+        raise TrainingDataError(f"column {label_column!r} has fewer than two labels: {list(counts.index)}")
+    if len(too_small):
+        raise TrainingDataError(f"labels with fewer than {folds} examples cannot be cross-validated: "
+                                f"{too_small.to_dict()}; add examples or lower --folds")
+    pipeline = build_pipeline(feature_set=feature_set, estimator=estimator, engine=engine)
+    started = time.perf_counter()
+    classes, oof = out_of_fold_probabilities(pipeline, texts, labels, folds)
+    classes = [str(c) for c in classes]
+    policy = choose_review_policy(oof, labels, classes)
+    cv_report = evaluate_predictions(decide(oof, classes, policy), labels, classes)
+    fitted = clone(pipeline).fit(texts, labels)
+    seconds = time.perf_counter() - started
+    metadata = {
+        "name": name,
+        "labels": classes,
+        "feature_set": feature_set,
+        "estimator": estimator,
+        "segmenter_engine": engine,
+        "review_policy": policy_as_dict(policy),
+        "training_rows": len(texts),
+        "class_counts": {str(k): int(v) for k, v in counts.items()},
+        "training_data": {"source": data_source, "sha256": data_fingerprint(texts, labels)},
+        "cross_validation": {"folds": folds, **cv_report},
+        "training_seconds": round(seconds, 1),
+        **(extra_metadata or {}),
+    }
+    return save_artifact(fitted, metadata, out_dir)
+
+
+def evaluate_model(model: CauseModel, frame: pd.DataFrame, *, text_column: str = "text",
+                   label_column: str = "cause") -> dict:
+    from pipeline.classify import classify_texts
+
+    decided = classify_texts(model, frame[text_column].tolist())
+    labels = sorted(set(model.labels) | set(frame[label_column]))
+    return evaluate_predictions(decided, frame[label_column].to_numpy(), labels)
