@@ -1,0 +1,141 @@
+import json
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipeline.config import ColumnMapping
+from pipeline.ingest import SourceError, detect_encoding, iter_raw_chunks, map_columns, stable_id
+from pipeline.schemas import QuarantineReason
+
+ROWS = [("A1", "前台服务员态度很差", "2026-11-01 10:00", "app"),
+        ("A2", "房间空调坏了，没有热水", "2026-11-02 11:30", "hotline"),
+        ("A3", "台风导致航班取消，酒店也不给退", "2026/11/03", "web")]
+
+
+def _csv_text(sep=","):
+    lines = [sep.join(["id", "text", "created_at", "channel"])] + [sep.join(r) for r in ROWS]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _read_all(path, **kw):
+    chunks = list(iter_raw_chunks(str(path), **kw))
+    records = [r for c in chunks for r in c.records]
+    quarantined = [q for c in chunks for q in c.quarantined]
+    return chunks, records, quarantined
+
+
+@pytest.mark.parametrize("encoding,expected", [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"),
+                                               ("gbk", "gb18030"), ("gb18030", "gb18030"),
+                                               ("utf-16", "utf-16")])
+def test_csv_encodings_are_detected(tmp_path, encoding, expected):
+    path = tmp_path / f"complaints_{encoding}.csv"
+    path.write_bytes(_csv_text().encode(encoding))
+    assert detect_encoding(path) == expected
+    _, records, quarantined = _read_all(path)
+    assert [r["cells"]["text"] for r in records] == [r[1] for r in ROWS]
+    assert not quarantined
+
+
+def test_tsv_is_read_with_tabs(tmp_path):
+    path = tmp_path / "complaints.tsv"
+    path.write_text(_csv_text("\t"), encoding="utf-8")
+    _, records, _ = _read_all(path)
+    assert records[1]["cells"]["channel"] == "hotline"
+
+
+def test_undecodable_bytes_quarantine_only_that_row(tmp_path):
+    path = tmp_path / "mixed.csv"
+    good = _csv_text().encode("utf-8")
+    bad_row = b"A4,\xff\xfe\xfa\xfb broken,2026-11-04,app\r\n"
+    path.write_bytes(good + bad_row + "A5,快递送错了,2026-11-05,app\r\n".encode("utf-8"))
+    _, records, quarantined = _read_all(path)
+    assert [r["cells"]["id"] for r in records] == ["A1", "A2", "A3", "A5"]
+    assert len(quarantined) == 1
+    bad = quarantined[0]
+    assert (bad.source_row, bad.column, bad.reason) == (4, "text", QuarantineReason.UNDECODABLE)
+    assert "mixed.csv: row 4, column 'text'" in bad.message()
+
+
+def test_rows_that_break_the_structure_are_quarantined_with_their_line(tmp_path):
+    path = tmp_path / "broken.csv"
+    path.write_text(_csv_text() + "A9,多了一列,2026-11-05,app,extra\r\n", encoding="utf-8")
+    _, records, quarantined = _read_all(path)
+    assert len(records) == 3
+    assert quarantined[0].reason == QuarantineReason.MALFORMED_ROW
+    assert "5 fields, the header has 4" in quarantined[0].detail
+
+
+def test_jsonl_with_broken_lines(tmp_path):
+    path = tmp_path / "complaints.jsonl"
+    lines = [json.dumps({"id": r[0], "text": r[1], "created_at": r[2], "channel": r[3]}, ensure_ascii=False)
+             for r in ROWS]
+    lines.insert(1, '{"id": "X", "text": "没有结尾的')
+    lines.insert(3, '["not", "an", "object"]')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, records, quarantined = _read_all(path)
+    assert len(records) == 3
+    assert [q.source_row for q in quarantined] == [2, 4]
+    assert all(q.reason == QuarantineReason.MALFORMED_ROW for q in quarantined)
+
+
+def test_xlsx_is_read_with_dates(tmp_path):
+    path = tmp_path / "export.xlsx"
+    frame = pd.DataFrame(ROWS, columns=["id", "text", "created_at", "channel"])
+    frame["created_at"] = pd.to_datetime(frame["created_at"], format="mixed")
+    frame.to_excel(path, index=False)
+    _, records, _ = _read_all(path)
+    mapped = map_columns(next(iter_raw_chunks(str(path))), ColumnMapping())
+    assert mapped["text"].tolist() == [r[1] for r in ROWS]
+    assert mapped["created_at_raw"].iloc[0].startswith("2026-11-01 10:00")
+
+
+def test_parquet_streams_in_chunks(tmp_path):
+    path = tmp_path / "big.parquet"
+    pd.DataFrame({"id": [f"P{i}" for i in range(250)], "text": ["网络信号差"] * 250}).to_parquet(path)
+    chunks, records, _ = _read_all(path, chunk_size=100)
+    assert [c.rows_read for c in chunks] == [100, 100, 50]
+    assert len(records) == 250
+
+
+def test_sqlite_table_and_query_sources(tmp_path):
+    url = f"sqlite:///{tmp_path / 'source.db'}"
+    engine = sa.create_engine(url)
+    pd.DataFrame(ROWS, columns=["id", "text", "created_at", "channel"]).to_sql("complaints", engine, index=False)
+    engine.dispose()
+    _, records, _ = _read_all(url, table="complaints")
+    assert len(records) == 3
+    _, records, _ = _read_all(url, query="SELECT id, text FROM complaints WHERE channel = 'app'")
+    assert [r["cells"]["id"] for r in records] == ["A1"]
+    with pytest.raises(SourceError, match="exactly one of --table or --query"):
+        list(iter_raw_chunks(url))
+
+
+def test_missing_file_and_unknown_format_are_clear_errors(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        list(iter_raw_chunks(str(tmp_path / "nope.csv")))
+    odd = tmp_path / "complaints.docx"
+    odd.write_bytes(b"x")
+    with pytest.raises(SourceError, match="unsupported file type"):
+        list(iter_raw_chunks(str(odd)))
+
+
+def test_column_mapping_keeps_other_columns_as_metadata_and_gives_stable_ids(tmp_path):
+    path = tmp_path / "renamed.csv"
+    path.write_text("工单号,内容,时间,渠道,门店\n,房间很脏,2026-11-01,app,上海店\nB2,服务差,2026-11-02,web,北京店\n",
+                    encoding="utf-8")
+    columns = ColumnMapping(id="工单号", text="内容", created_at="时间", channel="渠道")
+    mapped = map_columns(next(iter_raw_chunks(str(path))), columns)
+    assert mapped["metadata"].iloc[0] == {"门店": "上海店"}
+    assert mapped["complaint_id"].iloc[0] == stable_id("房间很脏", "2026-11-01", "app")
+    assert mapped["complaint_id"].iloc[1] == "B2"
+
+
+def test_large_file_is_read_in_flat_chunks(tmp_path):
+    path = tmp_path / "large.csv"
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("id,text\n")
+        for i in range(12_000):
+            handle.write(f"L{i},第{i}位顾客投诉快递太慢\n")
+    sizes = [c.rows_read for c in iter_raw_chunks(str(path), chunk_size=5000)]
+    assert sizes == [5000, 5000, 2000]

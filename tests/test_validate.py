@@ -1,0 +1,53 @@
+import pandas as pd
+
+from pipeline.config import ColumnMapping
+from pipeline.ingest import RawChunk, map_columns
+from pipeline.schemas import QuarantineReason
+from pipeline.validate import parse_timestamp, validate_rows
+
+
+def _frame(rows):
+    chunk = RawChunk("upload.csv", [{"source_row": i + 1, "cells": cells} for i, cells in enumerate(rows)])
+    return map_columns(chunk, ColumnMapping())
+
+
+def test_each_bad_row_gets_its_reason_and_the_good_rows_go_on():
+    frame = _frame([
+        {"id": "1", "text": "服务员态度差", "created_at": "2026-11-01"},
+        {"id": "2", "text": "   ", "created_at": "2026-11-01"},
+        {"id": "3", "text": "？？？!!!", "created_at": ""},
+        {"id": "4", "text": "等了很久", "created_at": "下周"},
+        {"id": "1", "text": "重复的编号", "created_at": ""},
+        {"id": "5", "text": "很" * 3000, "created_at": "2026年11月5日"},
+    ])
+    good, bad = validate_rows(frame, set(), max_text_chars=2000)
+    assert good["complaint_id"].tolist() == ["1", "5"]
+    assert [(q.source_row, q.column, q.reason) for q in bad] == [
+        (2, "text", QuarantineReason.EMPTY_TEXT),
+        (3, "text", QuarantineReason.NO_LETTERS),
+        (4, "created_at", QuarantineReason.BAD_DATE),
+        (5, "id", QuarantineReason.DUPLICATE_IN_SOURCE),
+    ]
+    # over-long text is kept whole and flagged: truncated only for the model
+    assert good["text_truncated"].tolist() == [False, True]
+    assert len(good["text"].iloc[1]) == 3000
+    assert good["created_at"].iloc[1] == pd.Timestamp("2026-11-05")
+
+
+def test_ids_seen_in_an_earlier_chunk_are_duplicates():
+    seen = set()
+    validate_rows(_frame([{"id": "9", "text": "网络断了"}]), seen, max_text_chars=100)
+    _, bad = validate_rows(_frame([{"id": "9", "text": "又断了"}]), seen, max_text_chars=100)
+    assert bad[0].reason == QuarantineReason.DUPLICATE_IN_SOURCE
+
+
+def test_missing_text_column_is_quarantined_not_crashed():
+    _, bad = validate_rows(_frame([{"id": "1", "content": "有内容但列名不对"}]), set(), max_text_chars=100)
+    assert bad[0].reason == QuarantineReason.MISSING_COLUMN
+
+
+def test_dates_in_common_export_formats():
+    assert parse_timestamp("2026/11/23 14:05") == pd.Timestamp("2026-11-23 14:05")
+    assert parse_timestamp("2026年11月3日 8:00") == pd.Timestamp("2026-11-03 08:00")
+    assert parse_timestamp("2026-11-23T14:05:00+08:00") == pd.Timestamp("2026-11-23 06:05")
+    assert parse_timestamp("") is None
