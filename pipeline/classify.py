@@ -62,7 +62,8 @@ def load_lexicon_model(lexicon_path: Path | str = DEFAULT_LEXICON) -> CauseModel
 
 def load_trained_model(model_path: Path | str) -> CauseModel:
     estimator, metadata = load_artifact(model_path)
-    policy = ReviewPolicy(**metadata.get("review_policy", {}))
+    policy_fields = {k: v for k, v in metadata.get("review_policy", {}).items() if k in ReviewPolicy.__dataclass_fields__}
+    policy = ReviewPolicy(**policy_fields)
     return CauseModel(estimator, version=metadata["version"], policy=policy, kind="model", metadata=metadata)
 
 

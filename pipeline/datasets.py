@@ -94,17 +94,16 @@ def build_demo_sample(exclude_ids: set[str], size: int = 400, seed: int = 202611
     return pd.DataFrame(rows)
 
 
-def split_train_heldout(frame: pd.DataFrame, heldout_share: float = 0.2, seed: int = 20261123
-                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified held-out split of the real texts; synthetic rows only ever go to training."""
-    from sklearn.model_selection import train_test_split
+def is_heldout(item_id: str, heldout_share: float = 0.2) -> bool:
+    """Stable per-item split: adding labels later never moves an item between train and held-out."""
+    bucket = int(hashlib.sha256(f"heldout:{item_id}".encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return bucket < heldout_share
 
-    synthetic = frame["source"] == "synthetic"
-    real = frame[~synthetic]
-    train_real, heldout = train_test_split(real, test_size=heldout_share, random_state=seed,
-                                           stratify=real["cause"])
-    train = pd.concat([train_real, frame[synthetic]]).sort_values("id", kind="stable")
-    return train.reset_index(drop=True), heldout.sort_values("id", kind="stable").reset_index(drop=True)
+
+def split_train_heldout(frame: pd.DataFrame, heldout_share: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Held-out split of the real texts by a hash of their id; synthetic rows only ever go to training."""
+    heldout = frame["id"].map(lambda i: is_heldout(i, heldout_share)) & (frame["source"] != "synthetic")
+    return frame[~heldout].reset_index(drop=True), frame[heldout].reset_index(drop=True)
 
 
 def build_training_files(out_dir: Path = TRAINING_DIR) -> dict[str, int]:

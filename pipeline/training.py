@@ -96,7 +96,7 @@ def out_of_fold_probabilities(pipeline, texts: list[str], labels: np.ndarray, fo
 
 
 def choose_review_policy(probabilities: np.ndarray, y_true: np.ndarray, labels: list[str], *,
-                         target_precision: float = 0.9, min_margin: float = 0.1) -> ReviewPolicy:
+                         target_precision: float = 0.8, min_margin: float = 0.1) -> ReviewPolicy:
     """Lowest confidence threshold at which the predictions routed without review reach the target
     precision on out-of-fold data (those below it go to a person)."""
     top = probabilities.max(axis=1)
@@ -147,10 +147,17 @@ def evaluate_predictions(frame: pd.DataFrame, y_true, labels: list[str]) -> dict
     return report
 
 
+def evaluation_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose predictions may be scored: all but those marked ``source=synthetic``."""
+    if "source" not in frame.columns:
+        return np.ones(len(frame), dtype=bool)
+    return (frame["source"] != "synthetic").to_numpy()
+
+
 def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column: str = "cause",
                 out_dir: Path | str, folds: int = 5, feature_set: str = "union+lexicon",
                 estimator: str = "logreg", engine: str = "jieba", name: str = "cause-model",
-                data_source: str = "", extra_metadata: dict | None = None) -> dict:
+                data_source: str = "", review_precision: float = 0.8, extra_metadata: dict | None = None) -> dict:
     """Cross-validate, choose the review policy, fit on all rows, save a versioned artifact."""
     texts = frame[text_column].tolist()
     labels = frame[label_column].to_numpy()
@@ -165,8 +172,11 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
     started = time.perf_counter()
     classes, oof = out_of_fold_probabilities(pipeline, texts, labels, folds)
     classes = [str(c) for c in classes]
-    policy = choose_review_policy(oof, labels, classes)
-    cv_report = evaluate_predictions(decide(oof, classes, policy), labels, classes)
+    # Synthetic rows help the model learn but never count as evidence of its quality.
+    scored = evaluation_mask(frame)
+    policy = choose_review_policy(oof[scored], labels[scored], classes, target_precision=review_precision)
+    cv_report = evaluate_predictions(decide(oof[scored], classes, policy), labels[scored], classes)
+    cv_report["evaluated_rows"] = int(scored.sum())
     fitted = clone(pipeline).fit(texts, labels)
     seconds = time.perf_counter() - started
     metadata = {
@@ -175,7 +185,7 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
         "feature_set": feature_set,
         "estimator": estimator,
         "segmenter_engine": engine,
-        "review_policy": policy_as_dict(policy),
+        "review_policy": {**policy_as_dict(policy), "target_precision": review_precision},
         "training_rows": len(texts),
         "class_counts": {str(k): int(v) for k, v in counts.items()},
         "training_data": {"source": data_source, "sha256": data_fingerprint(texts, labels)},

