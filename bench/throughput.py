@@ -37,6 +37,30 @@ def peak_rss_mb() -> float:
     return round((own + children) / 1024, 1)
 
 
+def run_pipeline_without_prefect(path: Path, work: Path, engine: str) -> None:
+    """The flow's per-batch steps as plain calls: ingest, validate, classify (worker pool), route, store."""
+    from pipeline import store
+    from pipeline.classify import ParallelClassifier, load_model
+    from pipeline.config import load_settings
+    from pipeline.ingest import iter_raw_chunks
+    from pipeline.process import RunCounts, build_records, prepare_batch, store_batch
+    from pipeline.route import Router
+
+    settings = load_settings(work_dir=work, segmenter_engine=engine)
+    engine_db = store.connect(settings.resolved_database_url)
+    store.start_run(engine_db, "bench", str(path), "bench", None)
+    router, counts, seen = Router.from_settings(settings), RunCounts(), set()
+    with ParallelClassifier(load_model(settings), settings.worker_count) as classifier:
+        for chunk in iter_raw_chunks(str(path), chunk_size=settings.batch_size):
+            batch = prepare_batch(chunk, settings, seen, lambda ids: store.stored_hashes(engine_db, ids), None)
+            predictions = classifier.classify(batch.new_rows["text"].tolist())
+            records = build_records(batch.new_rows, predictions, router=router, model_version="bench",
+                                    run_id="bench", now=store.utcnow())
+            counts.add(batch.counts)
+            store_batch(engine_db, batch, records, run_id="bench", run_counts=counts)
+    counts.check()
+
+
 def measure(mode: str, path: Path, engine: str) -> dict:
     texts = pd.read_csv(path, keep_default_na=False)["text"].tolist()
     started = time.perf_counter()
@@ -48,14 +72,15 @@ def measure(mode: str, path: Path, engine: str) -> dict:
         started = time.perf_counter()
         for text in texts:
             segmenter.cut(text)
+    elif mode == "pipeline":
+        run_pipeline_without_prefect(path, Path(tempfile.mkdtemp(prefix="bench-")), engine)
     else:
         from flows.nightly import nightly_flow
         from pipeline.config import load_settings
 
-        work = Path(tempfile.mkdtemp(prefix="bench-"))
-        settings = load_settings(work_dir=work, segmenter_engine=engine)
+        settings = load_settings(work_dir=Path(tempfile.mkdtemp(prefix="bench-")), segmenter_engine=engine)
         summary = nightly_flow(source=str(path), settings=settings)
-        assert summary["counts"]["classified"] == len(texts), summary["counts"]
+        assert summary["counts"]["rows_read"] == len(texts), summary["counts"]
     seconds = time.perf_counter() - started
     return {"mode": mode, "rows": len(texts), "seconds": round(seconds, 2),
             "rows_per_second": round(len(texts) / seconds, 1), "peak_rss_mb": peak_rss_mb()}
@@ -80,12 +105,13 @@ def main() -> None:
             path = Path(tmp) / f"bench_{size}.csv"
             chars = make_input(size, path)
             results = {}
-            for mode in ("segment", "nightly"):
+            for mode in ("segment", "pipeline", "nightly"):
                 out = subprocess.run([sys.executable, "-m", "bench.throughput", "--engine", args.engine,
                                       "--one", mode, str(path)], capture_output=True, text=True, env=env, check=True)
                 results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-            for mode, label in (("segment", "jieba segmentation alone (1 process)"),
-                                ("nightly", "nightly flow: ingest→store, tickets, report")):
+            for mode, label in (("segment", f"{args.engine} segmentation alone (1 process)"),
+                                ("pipeline", "pipeline steps without Prefect: ingest→classify (pool)→route→store"),
+                                ("nightly", "Prefect nightly flow incl. temporary server start, delivery, report")):
                 r = results[mode]
                 ratio = r["seconds"] / results["segment"]["seconds"]
                 print(f"| {size} | {chars} | {label} | {r['seconds']} | {r['rows_per_second']} | {r['peak_rss_mb']} | {ratio:.2f}× |")

@@ -9,12 +9,13 @@ import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from pipeline.lexicon import DEFAULT_LEXICON, LexiconClassifier
-from pipeline.model import explain_predictions
+from pipeline.model import explain_from_features, use_segmenter_engine
 from pipeline.registry import load_artifact
 from pipeline.schemas import NONE_LABEL
 
@@ -47,10 +48,15 @@ class CauseModel:
     def predict_proba(self, texts) -> np.ndarray:
         return self.estimator.predict_proba(list(texts))
 
-    def explain(self, texts, labels) -> list[list[str]]:
+    def predict_and_explain(self, texts) -> tuple[np.ndarray, Callable[[list[str]], list[list[str]]]]:
+        """Probabilities, and a function naming the deciding terms for given labels. A trained pipeline
+        computes its features once for both (segmentation is most of the cost)."""
+        texts = list(texts)
         if self.kind == "lexicon":
-            return self.estimator.explain(list(texts), labels)
-        return explain_predictions(self.estimator, list(texts), labels)
+            return self.estimator.predict_proba(texts), lambda labels: self.estimator.explain(texts, labels)
+        features = self.estimator[:-1].transform(texts)
+        probabilities = self.estimator.named_steps["classifier"].predict_proba(features)
+        return probabilities, lambda labels: explain_from_features(self.estimator, features, labels)
 
 
 def load_lexicon_model(lexicon_path: Path | str = DEFAULT_LEXICON) -> CauseModel:
@@ -70,7 +76,11 @@ def load_trained_model(model_path: Path | str) -> CauseModel:
 def load_model(settings, model_path: Path | str | None = None) -> CauseModel:
     if model_path is None and settings.classifier == "lexicon":
         return load_lexicon_model(settings.lexicon_path)
-    return load_trained_model(model_path or settings.model_path)
+    model = load_trained_model(model_path or settings.model_path)
+    trained_with = model.metadata.get("segmenter_engine", "jieba")
+    if settings.segmenter_engine != trained_with and use_segmenter_engine(model.estimator, settings.segmenter_engine):
+        model.version = f"{model.version}+{settings.segmenter_engine}"
+    return model
 
 
 def decide(probabilities: np.ndarray, labels: list[str], policy: ReviewPolicy) -> pd.DataFrame:
@@ -97,8 +107,9 @@ def classify_texts(model: CauseModel, texts) -> pd.DataFrame:
     texts = list(texts)
     if not texts:
         return decide(np.zeros((0, len(model.labels))), model.labels, model.policy).assign(explanation=[])
-    decided = decide(model.predict_proba(texts), model.labels, model.policy)
-    decided["explanation"] = ["、".join(terms) for terms in model.explain(texts, list(decided["cause"]))]
+    probabilities, explain = model.predict_and_explain(texts)
+    decided = decide(probabilities, model.labels, model.policy)
+    decided["explanation"] = ["、".join(terms) for terms in explain(list(decided["cause"]))]
     return decided
 
 
