@@ -21,7 +21,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/complaints run data/samples/complaints_sample.csv --work-dir var/demo
 
+# The report test opens the HTML in a real headless chromium (CI runs as root on a fresh machine).
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/python -m pytest -q
 
 data: $(STAMP)

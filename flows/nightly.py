@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pipeline import store
 from pipeline.classify import ParallelClassifier, load_model
 from pipeline.config import Settings, load_settings
+from pipeline.deliver import deliver_pending, delivery_summary
+from pipeline.escalation import CustomerHistory, Escalator
 from pipeline.ingest import RawChunk, iter_raw_chunks
 from pipeline.process import PreparedBatch, RunCounts, build_records, prepare_batch, store_batch
+from pipeline.report import artifact_table, build_report, render_markdown, write_report_files
 from pipeline.route import Router
 from pipeline.runlog import append_quarantine_file, run_summary
 
@@ -26,6 +30,12 @@ from pipeline.runlog import append_quarantine_file, run_summary
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def prepare(chunk: RawChunk, settings: Settings, engine, seen_ids: set[str], since: datetime | None) -> PreparedBatch:
     return prepare_batch(chunk, settings, seen_ids, lambda ids: store.stored_hashes(engine, ids), since)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def load_customer_history(engine, escalator: Escalator, rows: pd.DataFrame, now: datetime) -> CustomerHistory:
+    keys, since = escalator.history_needed(rows, now)
+    return store.customer_history(engine, keys, since) if keys else {}
 
 
 @task(cache_policy=NO_CACHE)
@@ -39,16 +49,41 @@ def save(engine, batch: PreparedBatch, records: dict, run_id: str, counts: RunCo
     append_quarantine_file(quarantine_file, batch.quarantined)
 
 
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def deliver(engine, settings: Settings) -> dict:
+    """Every pending outbox entry, this run's and any left by earlier runs; failures stay pending."""
+    return delivery_summary(deliver_pending(engine, settings), settings)
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def publish_trends(engine, settings: Settings, run_id: str) -> str | None:
+    """The trend report files (HTML, Excel, markdown) and the same summary as Prefect artifacts."""
+    report = build_report(engine, settings)
+    if report is None:
+        return None
+    paths = write_report_files(report, settings.reports_dir, f"trends-{run_id}")
+    link = paths["html"].resolve().as_uri()
+    create_markdown_artifact(render_markdown(report, report_link=link), key="complaint-trends",
+                             description="cause trends and spike alerts")
+    create_table_artifact(artifact_table(report), key="complaint-trends-table",
+                          description="each cause in the latest period against the previous one")
+    create_link_artifact(link, link_text=paths["html"].name, key="complaint-trends-report",
+                         description="the full trend report (opens offline)")
+    return str(paths["html"])
+
+
 @flow(name="nightly-complaints", log_prints=True)
 def nightly_flow(source: str, since: datetime | None = None, table: str | None = None,
                  query: str | None = None, config_path: str | None = None,
                  settings: Settings | None = None) -> dict:
-    """Ingest → validate → normalise/segment/classify → route → store, batch by batch."""
+    """Ingest → validate → normalise/segment/classify → route/escalate → store, batch by batch; then deliver
+    and publish the trend report."""
     logger = get_run_logger()
     settings = settings or load_settings(config_path)
     engine = store.connect(settings.resolved_database_url)
     model = load_model(settings)
     router = Router.from_settings(settings)
+    escalator = Escalator.from_settings(settings)
     run_id = f"{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     quarantine_file = settings.work_dir / "quarantine" / f"{run_id}.csv"
     store.start_run(engine, run_id, source, model.version, since)
@@ -59,8 +94,11 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
             for chunk in iter_raw_chunks(source, chunk_size=settings.batch_size, table=table, query=query):
                 batch = prepare(chunk, settings, engine, seen_ids, since)
                 predictions = classify(classifier, batch.new_rows, settings.max_text_chars)
+                now = store.utcnow()
+                history = load_customer_history(engine, escalator, batch.new_rows, now)
                 records = build_records(batch.new_rows, predictions, router=router, model_version=model.version,
-                                        run_id=run_id, now=store.utcnow())
+                                        run_id=run_id, now=now, escalator=escalator, customer_history=history,
+                                        webhooks=settings.webhooks)
                 counts.add(batch.counts)
                 save(engine, batch, records, run_id, counts, quarantine_file)
                 logger.info("batch: %s", batch.counts.as_dict())
@@ -70,6 +108,8 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
         raise
     store.finish_run(engine, run_id, counts.as_dict(), "completed")
     summary = run_summary(engine, run_id, settings, quarantine_file if counts.quarantined else None)
+    summary.update(deliver(engine, settings))
+    summary["report"] = publish_trends(engine, settings, run_id)
     logger.info("run %s: %s", run_id, counts.as_dict())
     engine.dispose()
     return summary

@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline.cli_tickets import review_app, tickets_app
+from pipeline.cli_trends import trends
 from pipeline.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Classify Chinese complaints by service-failure cause and route them to a remedy.")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the terminal width
 
 ConfigOption = typer.Option(None, "--config", help="settings TOML file (defaults need none)")
 
@@ -62,11 +64,30 @@ def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, par
     """Run the nightly flow once over SOURCE."""
     _quiet_prefect_env()
     settings = _settings(config, work_dir=work_dir)
+    _check_rule_files(settings)
     from flows.nightly import nightly_flow
 
-    with console.status("running the nightly flow (starting a local Prefect server the first time) …"):
-        summary = nightly_flow(source=source, since=since, table=table, query=query, settings=settings)
+    for attempt in (1, 2):
+        try:
+            with console.status("running the nightly flow (a local Prefect server starts first) …"):
+                summary = nightly_flow(source=source, since=since, table=table, query=query, settings=settings)
+            break
+        except RuntimeError as exc:
+            # A fresh PREFECT_HOME sometimes fails its first server start (SQLite locked during
+            # migrations); runs are idempotent, so one more try is safe.
+            if "ephemeral Prefect API server" not in str(exc) or attempt == 2:
+                raise
+            err_console.print("the temporary Prefect server did not start in time; trying once more")
     _print_summary(summary)
+
+
+def _check_rule_files(settings: Settings) -> None:
+    """Routing, remedy and escalation files are validated before Prefect starts: a bad key fails in a second."""
+    from pipeline.escalation import Escalator
+    from pipeline.route import Router
+
+    Router.from_settings(settings)
+    Escalator.from_settings(settings)
 
 
 def _print_summary(summary: dict) -> None:
@@ -85,6 +106,14 @@ def _print_summary(summary: dict) -> None:
                        ("ticket files", "ticket_dir"), ("trend report", "report")):
         if summary.get(key):
             console.print(f"{label}: {summary[key]}")
+    if summary.get("deliveries"):
+        deliveries = summary["deliveries"]
+        console.print("delivered: " + (", ".join(f"{k} {v}" for k, v in sorted(deliveries["delivered"].items()))
+                                       or "nothing new")
+                      + "; pending: " + (", ".join(f"{k} {v}" for k, v in sorted(deliveries["pending"].items()))
+                                         or "none"))
+        for error in deliveries["errors"]:
+            err_console.print(f"[yellow]delivery:[/yellow] {error}")
 
 
 @app.command()
@@ -189,7 +218,10 @@ def train(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX"),
           folds: int = typer.Option(5, "--folds", min=2),
           features: str = typer.Option("union+lexicon", "--features", help="words | chars | union | union+lexicon"),
           estimator: str = typer.Option("logreg", "--estimator", help="logreg | svm | cnb"),
-          engine: str = typer.Option("jieba", "--engine", help="jieba | rjieba")) -> None:
+          engine: str = typer.Option("jieba", "--engine", help="jieba | rjieba"),
+          review_precision: float = typer.Option(0.8, "--review-precision", min=0.0, max=1.0,
+                                                 help="precision the auto-routed predictions must reach "
+                                                      "on cross-validation; the rest go to review")) -> None:
     """Train on any labelled file with any label set; cross-validate; save a versioned artifact."""
     from pipeline.training import read_labelled, train_model
 
@@ -198,7 +230,7 @@ def train(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX"),
     with console.status(f"{folds}-fold cross-validation and final fit …"):
         metadata = train_model(frame, text_column=text_column, label_column=label_column, out_dir=output,
                                folds=folds, feature_set=features, estimator=estimator, engine=engine,
-                               name=output.name, data_source=str(data))
+                               name=output.name, data_source=str(data), review_precision=review_precision)
     _print_metrics(metadata["cross_validation"], f"{folds}-fold cross-validation")
     (output / "metrics.json").write_text(json.dumps(metadata["cross_validation"], ensure_ascii=False, indent=2),
                                          encoding="utf-8")
@@ -248,6 +280,9 @@ def evaluate(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX"),
 
 data_app = typer.Typer(help="Rebuild the labelled training set and the demo sample from the installed packages.")
 app.add_typer(data_app, name="data")
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(review_app, name="review")
+app.command("trends")(trends)
 
 
 @data_app.command("build")
@@ -266,7 +301,7 @@ def data_sample(output: Path = typer.Option(Path("data/samples/complaints_sample
     from pipeline.datasets import build_demo_sample, build_labelled_set, LABELS_DIR
 
     labelled = build_labelled_set(sorted(LABELS_DIR.glob("snownlp_labels*.csv")), [])
-    frame = build_demo_sample(set(labelled["id"]), size=size)
+    frame = build_demo_sample(set(labelled["text"]), size=size)
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(output, index=False, encoding="utf-8")
     console.print(f"{len(frame)} rows → {output}")
@@ -278,7 +313,9 @@ def main() -> None:
     from pipeline.training import TrainingDataError
 
     try:
-        app(standalone_mode=False)
+        exit_code = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as its return value
+        if isinstance(exit_code, int) and exit_code:
+            sys.exit(exit_code)
     except (UserError, ConfigError, SourceError, ModelIntegrityError, TrainingDataError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         sys.exit(1)

@@ -32,6 +32,32 @@ class ColumnMapping(BaseModel):
     text: str = "text"
     created_at: str = "created_at"
     channel: str = "channel"
+    customer: str = "customer_id"  # optional: who complained, for the repeat-complaint escalation
+
+
+class WebhookTarget(BaseModel):
+    """Where a queue's tickets are POSTed. The bearer token is read from the environment variable named
+    here, never from a file."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(pattern=r"^https?://", description="http(s) URL that receives one POST per ticket")
+    token_env: str | None = Field(default=None, min_length=1, description="environment variable with the token")
+
+
+class TrendSettings(BaseModel):
+    """Cause-trend aggregation and spike alerts (the method is described in ``pipeline/trends.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    period: Literal["day", "week", "month"] = "week"
+    split_by: str = Field(default="channel", description="channel or any metadata column (store, product …)")
+    window_days: int = Field(default=182, ge=1, description="the report covers this many days up to the last complaint")
+    baseline_periods: int = Field(default=8, ge=1, description="trailing periods a period is compared with")
+    min_baseline_periods: int = Field(default=3, ge=1, description="periods of history needed before testing")
+    min_count: int = Field(default=10, ge=1, description="no alert below this many complaints")
+    min_ratio: float = Field(default=1.3, ge=1.0, description="no alert below this rise over the baseline")
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="false discovery rate per period (Benjamini–Hochberg)")
+    top_terms: int = Field(default=5, ge=1)
+    examples_per_cause: int = Field(default=3, ge=0)
 
 
 class Settings(BaseModel):
@@ -46,6 +72,7 @@ class Settings(BaseModel):
     stopwords_path: Path = DATA_DIR / "dictionaries" / "stopwords.txt"
     routing_path: Path = DATA_DIR / "routing" / "routing.toml"
     remedies_path: Path = DATA_DIR / "routing" / "remedies.toml"
+    escalation_path: Path = DATA_DIR / "routing" / "escalation.toml"
     columns: ColumnMapping = ColumnMapping()
     segmenter_engine: Literal["jieba", "rjieba"] = "jieba"
     batch_size: int = Field(default=5000, ge=1, description="rows per transaction and per Prefect task")
@@ -57,7 +84,11 @@ class Settings(BaseModel):
     timezone: str = "Asia/Shanghai"
     nightly_cron: str = "0 2 * * *"
     webhook_timeout_seconds: float = 10.0
-    webhook_max_attempts: int = 4
+    webhook_max_attempts: int = Field(default=4, ge=1, description="HTTP attempts per ticket within one run")
+    webhook_backoff_seconds: float = Field(default=1.0, ge=0, description="first retry delay; doubles each retry")
+    webhooks: dict[str, WebhookTarget] = Field(
+        default={}, description="queue → webhook; the key '*' serves every queue without its own entry")
+    trends: TrendSettings = TrendSettings()
 
     @property
     def resolved_database_url(self) -> str:
@@ -66,6 +97,10 @@ class Settings(BaseModel):
     @property
     def outputs_dir(self) -> Path:
         return self.work_dir / "outputs"
+
+    @property
+    def tickets_dir(self) -> Path:
+        return self.outputs_dir / "tickets"
 
     @property
     def reports_dir(self) -> Path:

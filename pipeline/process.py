@@ -14,7 +14,10 @@ from typing import Callable
 import pandas as pd
 
 from pipeline import store
-from pipeline.config import Settings
+from pipeline.config import Settings, WebhookTarget
+from pipeline.deliver import outbox_entries
+from pipeline.escalation import (CustomerHistory, Escalator, as_customer_key, complaint_time, customer_key_from,
+                                 escalate, with_batch)
 from pipeline.ingest import RawChunk, map_columns
 from pipeline.normalise import mask_pii
 from pipeline.route import Router
@@ -74,8 +77,9 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
         counts.skipped_before_since = int(before.sum())
         good = good[~before]
     stored = lookup_stored(good["complaint_id"].tolist()) if len(good) else {}
-    already = good["complaint_id"].map(lambda cid: cid in stored)
-    same_text = good.apply(lambda r: stored.get(r["complaint_id"]) == r["content_hash"], axis=1) if len(good) else already
+    already = pd.Series([cid in stored for cid in good["complaint_id"]], index=good.index, dtype=bool)
+    same_text = pd.Series([stored.get(cid) == digest for cid, digest in zip(good["complaint_id"], good["content_hash"])],
+                          index=good.index, dtype=bool)
     for row in good[already & ~same_text].itertuples(index=False):
         quarantined.append(QuarantinedRow(row.source, row.source_row, settings.columns.id,
                                           QuarantineReason.ID_CONFLICT,
@@ -84,20 +88,33 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
     counts.skipped_seen = int((already & same_text).sum())
     counts.quarantined = len(quarantined)
     new_rows = good[~already].reset_index(drop=True)
+    new_rows["customer_key"] = [customer_key_from(m, settings.columns.customer) for m in new_rows["metadata"]]
     counts.classified = len(new_rows)
     return PreparedBatch(new_rows, quarantined, counts)
 
 
 def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Router, model_version: str,
-                  run_id: str, now: datetime) -> dict[str, list[dict]]:
-    """Database records for a classified batch: complaints, predictions, tickets and outbox entries."""
+                  run_id: str, now: datetime, escalator: Escalator | None = None,
+                  customer_history: CustomerHistory | None = None,
+                  webhooks: dict[str, WebhookTarget] | None = None) -> dict[str, list[dict]]:
+    """Database records for a classified batch: complaints, predictions, tickets and outbox entries.
+
+    ``customer_history``: stored complaints of the batch's customers (``Escalator.history_needed`` says
+    which); the batch's own earlier complaints count as well. ``webhooks``: queues whose tickets also get
+    a webhook delivery."""
     complaint_rows, prediction_rows, ticket_rows, outbox_rows = [], [], [], []
     probability_columns = [c for c in predictions.columns if c.startswith("p_")]
-    for row, prediction in zip(rows.to_dict("records"), predictions.to_dict("records")):
+    records = rows.to_dict("records")
+    times = [complaint_time(row["created_at"], now) for row in records]
+    customer_keys = [as_customer_key(row.get("customer_key")) for row in records]
+    history = with_batch(customer_history or {},
+                         [(key, at, row["complaint_id"]) for row, key, at in zip(records, customer_keys, times)])
+    for row, customer_key, at, prediction in zip(records, customer_keys, times, predictions.to_dict("records")):
         created_at = row["created_at"] if pd.notna(row["created_at"]) else None
         complaint = {
             "complaint_id": row["complaint_id"], "text_raw": row["text"], "text_masked": mask_pii(row["text"]),
             "content_hash": row["content_hash"], "created_at": created_at, "channel": row["channel"],
+            "customer_key": customer_key,
             "metadata_json": json.dumps(row["metadata"], ensure_ascii=False), "source": row["source"],
             "source_row": int(row["source_row"]), "text_truncated": bool(row["text_truncated"]),
             "run_id": run_id, "ingested_at": now,
@@ -113,13 +130,16 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
         })
         fields = {"channel": row["channel"] or "", **row["metadata"]}
         decision = router.route_for_cause(prediction["cause"], bool(prediction["needs_review"]), fields)
-        ticket = build_ticket(complaint=complaint, prediction=prediction, decision=decision,
+        triggers = escalator.triggers_for(text=row["text"], complaint_id=row["complaint_id"],
+                                          customer_key=customer_key, at=at,
+                                          history=history) if escalator else []
+        ticket = build_ticket(complaint=complaint, prediction=prediction, decision=escalate(decision, triggers),
                               model_version=model_version, probabilities=probabilities,
-                              escalation_reasons=[], created_at=now, run_id=run_id)
+                              escalation_reasons=[t.describe() for t in triggers],
+                              escalation_steps=[step for t in triggers for step in t.steps],
+                              created_at=now, run_id=run_id)
         ticket_rows.append(ticket)
-        outbox_rows.append({"ticket_id": ticket["ticket_id"], "target": "file", "queue": ticket["queue"],
-                            "idempotency_key": f"file:{ticket['ticket_id']}", "status": "pending",
-                            "attempts": 0, "created_at": now})
+        outbox_rows.extend(outbox_entries(ticket, webhooks or {}, now))
     return {"complaint_rows": complaint_rows, "prediction_rows": prediction_rows,
             "ticket_rows": ticket_rows, "outbox_rows": outbox_rows}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.config import ConfigError
 from pipeline.schemas import NONE_LABEL
@@ -30,6 +30,12 @@ class Override(BaseModel):
     queue: str | None = None
     sla_hours: float | None = Field(default=None, gt=0)
     priority: int | None = Field(default=None, ge=1, le=4)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> "Override":
+        if self.queue is None and self.sla_hours is None and self.priority is None:
+            raise ValueError("sets none of queue, sla_hours, priority")
+        return self
 
 
 class Remedy(BaseModel):
@@ -90,6 +96,12 @@ class Router:
             raise ConfigError(_validation_message(remedies_path, exc)) from exc
         except TypeError as exc:
             raise ConfigError(f"{remedies_path}: each cause must be a table of fields ({exc})") from exc
+        codes: dict[str, str] = {}
+        for cause, remedy in remedies.items():
+            if remedy.code in codes:
+                raise ConfigError(f"{remedies_path}: [{cause}].code: {remedy.code!r} is already the code of "
+                                  f"[{codes[remedy.code]}]; codes must be unique")
+            codes[remedy.code] = cause
         if NONE_LABEL not in remedies:
             raise ConfigError(f"{remedies_path}: [{NONE_LABEL}]: missing; it is the manual-review remedy")
         return cls(rules, remedies)

@@ -16,8 +16,9 @@ def ticket_id_for(complaint_id: str) -> str:
 
 def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision, model_version: str,
                  probabilities: dict[str, float], escalation_reasons: list[str], created_at: datetime,
-                 run_id: str) -> dict:
-    """A ticket row; ``payload`` is what receivers (files, webhooks) get."""
+                 run_id: str, escalation_steps: list[str] | None = None) -> dict:
+    """A ticket row; ``payload`` is what receivers (files, webhooks) get. ``decision`` is the route after
+    escalation; ``escalation_steps`` are the fired rules' extra immediate actions."""
     ticket_id = ticket_id_for(complaint["complaint_id"])
     due_at = created_at + timedelta(hours=decision.sla_hours)
     payload = {
@@ -39,6 +40,7 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         "priority": decision.priority,
         "due_at": due_at.isoformat(timespec="seconds"),
         "escalation_reasons": escalation_reasons,
+        "escalation_steps": escalation_steps or [],
         "model_version": model_version,
         "status": OPEN,
     }
@@ -48,4 +50,23 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         "due_at": due_at, "escalation_reasons": json.dumps(escalation_reasons, ensure_ascii=False),
         "model_version": model_version, "status": OPEN,
         "payload_json": json.dumps(payload, ensure_ascii=False), "run_id": run_id, "created_at": created_at,
+    }
+
+
+def flat_ticket(payload: dict) -> dict:
+    """A ticket payload as one spreadsheet row (lists joined by newlines)."""
+    remedy = payload["remedy"]
+    return {
+        "ticket_id": payload["ticket_id"], "complaint_id": payload["complaint_id"], "queue": payload["queue"],
+        "priority": payload["priority"], "due_at": payload["due_at"], "status": payload["status"],
+        "cause": payload["cause"], "confidence": payload["confidence"], "needs_review": payload["needs_review"],
+        "secondary_causes": "|".join(payload["secondary_causes"]), "explanation": payload["explanation"],
+        "escalation_reasons": "\n".join(payload["escalation_reasons"]),
+        "escalation_steps": "\n".join(payload.get("escalation_steps", [])),
+        "remedy_code": remedy["code"], "remedy_title_zh": remedy["title_zh"], "remedy_title_en": remedy["title_en"],
+        "owner_role": remedy["owner_role"], "immediate_steps": "\n".join(remedy["immediate"]),
+        "preventive_steps": "\n".join(remedy["preventive"]), "text": payload["text"],
+        "channel": payload["channel"], "complaint_created_at": payload["complaint_created_at"],
+        "probabilities": json.dumps(payload["probabilities"], ensure_ascii=False),
+        "model_version": payload["model_version"],
     }

@@ -1,0 +1,172 @@
+"""``complaints tickets …`` and ``complaints review …``: the routed tickets and the manual-review loop.
+
+Errors are one line on stderr and exit code 1, like the rest of the command line.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import store
+from pipeline.config import ConfigError, Settings, load_settings
+
+tickets_app = typer.Typer(no_args_is_help=True, help="Routed tickets: list, export, redeliver.")
+review_app = typer.Typer(no_args_is_help=True,
+                         help="Manual review: export items for people to label, import their labels.")
+console = Console(soft_wrap=True)  # long paths stay on one line
+err_console = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = typer.Option(None, "--config", help="settings TOML file (defaults need none)")
+WorkDirOption = typer.Option(None, "--work-dir", help="where the database and outputs are")
+QueueOption = typer.Option(None, "--queue", help="only this queue")
+StatusOption = typer.Option(None, "--status", help="only tickets with this status (open …)")
+DeliveryOption = typer.Option(None, "--delivery", help="only tickets with a delivery in this state: pending | delivered")
+SPREADSHEET_SUFFIXES = (".csv", ".xlsx")
+
+
+class OutputFormatError(ValueError):
+    pass
+
+
+@contextmanager
+def _one_line_errors():
+    from pipeline.deliver import TicketFileError
+    from pipeline.review import ReviewFileError
+
+    try:
+        yield
+    except (ConfigError, ReviewFileError, TicketFileError, OutputFormatError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _settings(config: Optional[Path], work_dir: Optional[Path]) -> Settings:
+    return load_settings(config, work_dir=work_dir)
+
+
+def _engine(settings: Settings):
+    return store.connect(settings.resolved_database_url)
+
+
+def _write(frame: pd.DataFrame, output: Path, suffixes: tuple[str, ...]) -> None:
+    suffix = output.suffix.lower()
+    if suffix not in suffixes:
+        raise OutputFormatError(f"{output}: output must end in {' or '.join(suffixes)}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(output, index=False, encoding="utf-8-sig")  # BOM: Excel shows the Chinese text
+    elif suffix == ".xlsx":
+        frame.to_excel(output, index=False)
+    else:
+        frame.to_json(output, orient="records", lines=True, force_ascii=False)
+
+
+@tickets_app.command("list")
+def tickets_list(queue: Optional[str] = QueueOption, status: Optional[str] = StatusOption,
+                 delivery: Optional[str] = DeliveryOption,
+                 limit: int = typer.Option(50, "--limit", min=1, help="at most this many, most urgent first"),
+                 config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
+    """Show tickets, most urgent first."""
+    from pipeline.deliver import ticket_overview
+
+    with _one_line_errors():
+        frame = ticket_overview(_engine(_settings(config, work_dir)), queue=queue, status=status,
+                                delivery=delivery, limit=limit)
+    table = Table(title=f"{len(frame)} ticket(s), most urgent first")
+    table.add_column("ticket", no_wrap=True)
+    for column in ("queue", "prio", "due", "cause", "escalated", "deliveries"):
+        table.add_column(column)
+    for row in frame.itertuples(index=False):
+        reasons = json.loads(row.escalation_reasons or "[]")
+        table.add_row(row.ticket_id, row.queue, str(row.priority), f"{row.due_at:%m-%d %H:%M}", row.cause,
+                      " ".join(reason.split(":")[0] for reason in reasons),
+                      row.deliveries.replace(":delivered", ":ok"))
+    console.print(table)
+
+
+@tickets_app.command("export")
+def tickets_export(output: Path = typer.Option(..., "--output", help=".csv, .xlsx or .jsonl"),
+                   queue: Optional[str] = QueueOption, status: Optional[str] = StatusOption,
+                   delivery: Optional[str] = DeliveryOption,
+                   config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
+    """Write tickets with their remedy steps, escalation reasons and delivery states to a file."""
+    from pipeline.deliver import ticket_overview
+    from pipeline.tickets import flat_ticket
+
+    with _one_line_errors():
+        overview = ticket_overview(_engine(_settings(config, work_dir)), queue=queue, status=status,
+                                   delivery=delivery)
+        rows = [{**flat_ticket(json.loads(payload)), "deliveries": deliveries}
+                for payload, deliveries in zip(overview["payload_json"], overview["deliveries"])]
+        _write(pd.DataFrame(rows), output, SPREADSHEET_SUFFIXES + (".jsonl",))
+    console.print(f"{len(rows)} ticket(s) → {output}")
+
+
+@tickets_app.command("redeliver")
+def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path] = ConfigOption,
+                      work_dir: Optional[Path] = WorkDirOption) -> None:
+    """Deliver every pending ticket delivery now (files and webhooks); exit 1 if some stay pending."""
+    from pipeline.deliver import deliver_pending
+
+    with _one_line_errors():
+        settings = _settings(config, work_dir)
+        report = deliver_pending(_engine(settings), settings, queue=queue)
+    delivered = ", ".join(f"{target} {count}" for target, count in sorted(report.delivered.items())) or "nothing"
+    console.print(f"delivered: {delivered} (ticket files in {settings.tickets_dir})")
+    if report.recovered:
+        console.print(f"{report.recovered} file line(s) were already written by an interrupted run")
+    still_pending = sum(report.pending.values())
+    if still_pending:
+        err_console.print(f"[red]error:[/red] {still_pending} delivery(ies) still pending: "
+                          + "; ".join(report.errors or ["see `complaints tickets list --delivery pending`"]))
+        raise typer.Exit(1)
+
+
+@review_app.command("export")
+def review_export(output: Path = typer.Option(..., "--output", help=".csv or .xlsx for people to fill in"),
+                  include_reviewed: bool = typer.Option(False, "--include-reviewed",
+                                                        help="also items that already have a review"),
+                  config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
+    """Items flagged for review or escalated, with empty cause / secondary_causes / reviewer / note columns."""
+    from pipeline.review import review_candidates
+
+    with _one_line_errors():
+        frame = review_candidates(_engine(_settings(config, work_dir)), include_reviewed=include_reviewed)
+        _write(frame, output, SPREADSHEET_SUFFIXES)
+    console.print(f"{len(frame)} item(s) to review → {output}; fill in 'cause' (and optionally "
+                  "secondary_causes, reviewer, note), then `complaints review import`")
+
+
+@review_app.command("import")
+def review_import(file: Path = typer.Argument(..., help="a filled-in review export (.csv or .xlsx)"),
+                  reviewer: Optional[str] = typer.Option(None, "--reviewer",
+                                                         help="for rows whose 'reviewer' cell is empty"),
+                  config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
+    """Store corrected labels with reviewer and time (predictions are left as they were)."""
+    from pipeline.review import import_reviews
+
+    with _one_line_errors():
+        result = import_reviews(_engine(_settings(config, work_dir)), file, reviewer=reviewer)
+    console.print(f"imported {result.imported} review(s); {result.unchanged} unchanged, "
+                  f"{result.not_labelled} row(s) without a cause skipped")
+
+
+@review_app.command("export-labelled")
+def review_export_labelled(output: Path = typer.Option(..., "--output", help=".csv for `complaints train --data`"),
+                           config: Optional[Path] = ConfigOption,
+                           work_dir: Optional[Path] = WorkDirOption) -> None:
+    """Reviewed complaints as id,text,cause,secondary_causes rows (latest review wins) for training."""
+    from pipeline.review import labelled_rows
+
+    with _one_line_errors():
+        frame, reserved = labelled_rows(_engine(_settings(config, work_dir)))
+        _write(frame, output, (".csv",))
+    console.print(f"{len(frame)} labelled row(s) → {output}"
+                  + (f"; {reserved} left out (evaluation reserve)" if reserved else ""))

@@ -1,0 +1,205 @@
+"""The trend report: self-contained HTML checked in a real headless chromium, the Excel workbook, the
+markdown summary, the `complaints trends` command, and the nightly flow's report and Prefect artifacts."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from pipeline import store
+from pipeline.config import PROJECT_ROOT, load_settings
+from pipeline.report import CAUSE_COLOURS, build_report, write_report_files
+from trend_data import synthetic_rows, write_to_store
+
+SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--enable-logging=stderr", "--v=0", "--hide-scrollbars"]
+HOSTILE_ID = "HOSTILE"
+HOSTILE_TEXT = '=1+2 <script>console.error("injected")</script><img src=x onerror="console.error(1)"> 电脑死机'
+HOSTILE_CHANNEL = "<i>kiosk</i>"
+
+
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory):
+    """A real store: 18 whole weeks at ~60 complaints a day, technology tripled in the app for the last two
+    weeks, and one complaint whose text and channel are hostile HTML."""
+    work = tmp_path_factory.mktemp("trend-report")
+    rows = synthetic_rows(seed=21, days=126, per_day=60,
+                          spike={"channel": "app", "cause": "technology", "factor": 3.0, "last_days": 14})
+    last = rows["at"].idxmax()
+    hostile = rows.loc[[last]].assign(complaint_id=HOSTILE_ID, cause="technology", confidence=1.0,
+                                      needs_review=False, channel=HOSTILE_CHANNEL)
+    rows = pd.concat([rows, hostile], ignore_index=True)
+    engine = store.connect(load_settings(work_dir=work).resolved_database_url)
+    write_to_store(engine, rows, texts={HOSTILE_ID: HOSTILE_TEXT})
+    engine.dispose()
+    return work
+
+
+@pytest.fixture(scope="module")
+def report_files(work_dir):
+    settings = load_settings(work_dir=work_dir)
+    engine = store.connect(settings.resolved_database_url)
+    report = build_report(engine, settings)
+    engine.dispose()
+    return report, write_report_files(report, work_dir / "reports", "trends-test")
+
+
+def test_html_is_self_contained_and_escapes_complaint_text(report_files):
+    report, paths = report_files
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
+    assert "<img" not in page and "default-src 'none'" in page
+    assert "&lt;script&gt;console.error(&quot;injected&quot;)&lt;/script&gt;" in page
+    assert "&lt;i&gt;kiosk&lt;/i&gt;" in page and HOSTILE_CHANNEL not in page
+    assert page.count("<svg") >= 2 + len(report.trends.causes)  # shares, change, heatmap, one panel per cause
+    assert "channel = app" in page and "technology 技术" in page  # the planted spike is in the alerts
+
+
+def _chromium(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
+    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+                          capture_output=True, text=True, timeout=180)
+
+
+def _console_messages(stderr: str) -> list[str]:
+    """Every console message chromium logged (the report has no script, so any message is a fault:
+    an error, an uncaught exception, or a request the Content-Security-Policy refused)."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed; `make test` installs it "
+                                             "(apt-get install chromium)")
+def test_the_report_renders_in_headless_chromium(report_files, tmp_path):
+    from PIL import Image
+
+    # the console check catches errors: a page that logs one and throws is caught
+    control = tmp_path / "control.html"
+    control.write_text('<!DOCTYPE html><p>x</p><script>console.error("control"); missing();</script>', encoding="utf-8")
+    assert len(_console_messages(_chromium(tmp_path, control.as_uri(), "--dump-dom").stderr)) == 2
+
+    report, paths = report_files
+    screenshot = tmp_path / "report.png"
+    shot = _chromium(tmp_path, paths["html"].as_uri(), "--window-size=1200,2600", f"--screenshot={screenshot}")
+    assert screenshot.exists(), shot.stderr[-2000:]
+    assert _console_messages(shot.stderr) == []
+
+    image = Image.open(screenshot).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert len(colours) > 200  # charts and text, not a blank page
+    pixels_by_colour = {colour: count for count, colour in colours}
+    for cause in report.trends.causes:  # each cause's bars are drawn in its own colour
+        rgb = tuple(int(CAUSE_COLOURS[cause][i:i + 2], 16) for i in (1, 3, 5))
+        assert pixels_by_colour.get(rgb, 0) > 500, cause
+    white = pixels_by_colour.get((255, 255, 255), 0)
+    assert white < 0.9 * image.width * image.height
+
+    dom = _chromium(tmp_path, paths["html"].as_uri(), "--dump-dom")
+    assert _console_messages(dom.stderr) == []
+    assert '&lt;script&gt;console.error("injected")&lt;/script&gt;' in dom.stdout  # shown as text …
+    assert "<script" not in dom.stdout and "<img" not in dom.stdout  # … never parsed as markup
+
+
+def test_workbook_holds_the_same_tables_and_keeps_text_as_text(report_files):
+    report, paths = report_files
+    workbook = load_workbook(paths["xlsx"], read_only=True)
+    assert {"summary", "alerts", "counts", "tests", "channel x cause", "terms", "examples", "method"} <= set(
+        workbook.sheetnames)
+    counts = pd.read_excel(paths["xlsx"], sheet_name="counts")
+    assert len(counts) == len(report.trends.counts) and counts["count"].sum() == report.trends.counts["count"].sum()
+    alerts = pd.read_excel(paths["xlsx"], sheet_name="alerts")
+    assert ("technology", "channel = app") in set(zip(alerts["cause"], alerts["where"]))
+    examples = workbook["examples"]
+    header = [cell.value for cell in next(examples.iter_rows(max_row=1))]
+    text_column = header.index("text_masked")
+    hostile = [row[text_column] for row in examples.iter_rows(min_row=2) if row[header.index("complaint_id")].value == HOSTILE_ID]
+    assert hostile[0].data_type == "s" and hostile[0].value == HOSTILE_TEXT  # "=1+2…" is not a formula
+
+
+def test_markdown_summary_lists_the_alert_and_the_method(report_files):
+    report, paths = report_files
+    summary = paths["md"].read_text(encoding="utf-8")
+    assert summary.startswith("# Complaint cause trends")
+    alert_lines = [line for line in summary.splitlines() if line.startswith("| technology 技术 | channel = app")]
+    assert len(alert_lines) == 1
+    assert "Benjamini–Hochberg" in summary and f"No alert below {report.trends.rule.min_count} complaints" in summary
+
+
+def _complaints(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=PROJECT_ROOT)
+
+
+def test_the_trends_command_writes_each_format_and_fails_clearly(work_dir, tmp_path):
+    output = tmp_path / "by-store.xlsx"
+    result = _complaints("trends", "--work-dir", str(work_dir), "--by", "store", "--period", "month",
+                         "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    assert f"trend report: {output}" in result.stdout.replace("\n", "")
+    assert "store x cause" in load_workbook(output, read_only=True).sheetnames
+
+    result = _complaints("trends", "--work-dir", str(work_dir), "--since", "2026-08-01", "--format", "md",
+                         "--output", str(tmp_path / "recent.md"))
+    assert result.returncode == 0, result.stderr
+    assert "alert: technology (channel = app)" in result.stdout
+    assert "2026-08-01 –" in (tmp_path / "recent.md").read_text(encoding="utf-8")
+
+    result = _complaints("trends", "--work-dir", str(work_dir), "--by", "colour")
+    assert result.returncode == 1 and "cannot split by 'colour'" in result.stderr and "['store']" in result.stderr
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--format", "md", "--output", "report.html"], "make the suffix match"),
+    (["--output", "report.csv"], "end the file name in .html, .xlsx or .md"),
+    (["--since", "2027-01-01"], "after it ends"),
+])
+def test_the_trends_command_names_what_to_change(work_dir, tmp_path, arguments, message):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    arguments = [str(tmp_path / a) if a.startswith("report.") else a for a in arguments]
+    result = CliRunner().invoke(app, ["trends", "--work-dir", str(work_dir), *arguments])
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_the_trends_command_on_an_empty_store_says_what_to_do(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["trends", "--work-dir", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and "no classified complaints yet: run `complaints run SOURCE` first" in result.output
+
+
+@pytest.mark.flow
+def test_the_nightly_flow_writes_the_report_and_publishes_artifacts(prefect_harness, lexicon_settings):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.nightly import nightly_flow
+
+    state = nightly_flow(source=str(SAMPLE), settings=lexicon_settings, return_state=True)
+    summary = state.result()
+    report = Path(summary["report"])
+    assert report.parent == lexicon_settings.reports_dir and report.exists()
+    assert report.with_suffix(".xlsx").exists() and report.with_suffix(".md").exists()
+    assert "Cause shares per week" in report.read_text(encoding="utf-8")
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    by_key = {artifact.key: artifact for artifact in artifacts}
+    assert set(by_key) == {"complaint-trends", "complaint-trends-table", "complaint-trends-report"}
+    assert by_key["complaint-trends"].type == "markdown" and "## Alerts" in by_key["complaint-trends"].data
+    assert report.as_uri() in by_key["complaint-trends-report"].data
+    table = by_key["complaint-trends-table"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert {row["cause"] for row in rows} == set(summary["causes"])  # a fresh store: this run is all there is
+    assert all(row["count"] is not None and 0 <= row["share"] <= 1 for row in rows)

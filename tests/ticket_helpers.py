@@ -1,0 +1,108 @@
+"""Shared by the routing, escalation, delivery and review tests: the nightly run's batch steps called
+directly (no Prefect), with the lexicon classifier, on a real CSV and a real SQLite file."""
+from __future__ import annotations
+
+import csv
+import threading
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from pipeline import store
+from pipeline.classify import classify_texts, load_lexicon_model
+from pipeline.escalation import Escalator
+from pipeline.ingest import iter_raw_chunks
+from pipeline.process import build_records, prepare_batch, store_batch
+from pipeline.route import Router
+
+COMPLAINTS = [
+    # id, text, created_at, channel, store, customer_id
+    ("C1", "服务员态度很差，说话很不耐烦，还对我大吼大叫", "2026-11-01 10:00", "app", "北京朝阳店", "U1"),
+    ("C2", "排队等了两个小时也没人处理，流程太混乱了，我要打12315投诉你们", "2026-11-02 11:00", "hotline", "上海浦东店", "U2"),
+    ("C3", "空调坏了一整晚，房间里的电线漏电，孩子触电受伤了", "2026-11-03 12:00", "web", "北京朝阳店", "U3"),
+    ("C4", "热水器坏了，洗澡没有热水，网络也连不上", "2026-11-04 09:00", "app", "广州天河店", "U1"),
+    ("C5", "今天天气不错", "2026-11-05 09:30", "wechat", "成都高新店", ""),
+    ("C6", "乱收费，价格不透明，经理也不管", "2026-11-06 15:00", "12315", "上海浦东店", "U4"),
+]
+
+
+def write_complaints(path: Path, rows=COMPLAINTS) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "created_at", "channel", "store", "customer_id"])
+        writer.writerows(rows)
+    return path
+
+
+def process_file(settings, source: Path, *, run_id: str = "test-run", now: datetime | None = None) -> dict:
+    """One run over ``source`` as the nightly flow does it, batch by batch; returns the stored records."""
+    engine = store.connect(settings.resolved_database_url)
+    model = load_lexicon_model(settings.lexicon_path)
+    router = Router.from_settings(settings)
+    escalator = Escalator.from_settings(settings)
+    now = now or store.utcnow()
+    store.start_run(engine, run_id, str(source), model.version, None)
+    written: dict[str, list] = {}
+    seen: set[str] = set()
+    for chunk in iter_raw_chunks(str(source), chunk_size=settings.batch_size):
+        batch = prepare_batch(chunk, settings, seen, lambda ids: store.stored_hashes(engine, ids), None)
+        predictions = classify_texts(model, batch.new_rows["text"].tolist())
+        keys, since = escalator.history_needed(batch.new_rows, now)
+        history = store.customer_history(engine, keys, since) if keys else {}
+        records = build_records(batch.new_rows, predictions, router=router, model_version=model.version,
+                                run_id=run_id, now=now, escalator=escalator, customer_history=history,
+                                webhooks=settings.webhooks)
+        store_batch(engine, batch, records, run_id=run_id, run_counts=batch.counts)
+        for name, rows in records.items():
+            written.setdefault(name, []).extend(rows)
+    store.finish_run(engine, run_id, {}, "completed")
+    return written
+
+
+class WebhookReceiver:
+    """A real HTTP server on 127.0.0.1 (ephemeral port) that refuses the first ``refuse_first`` requests
+    with 503, then accepts; it honours Idempotency-Key: a key seen before is acknowledged, not processed."""
+
+    def __init__(self, refuse_first: int = 0):
+        self.refuse_first = refuse_first
+        self.requests: list[dict] = []  # every request received, refused or not
+        self.processed: dict[str, dict] = {}  # idempotency key → first accepted body
+        self.duplicates: list[str] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                key = self.headers.get("Idempotency-Key")
+                with receiver._lock:
+                    receiver.requests.append({"path": self.path, "key": key, "body": body,
+                                              "authorization": self.headers.get("Authorization")})
+                    refused = len(receiver.requests) <= receiver.refuse_first
+                    if not refused:
+                        if key in receiver.processed:
+                            receiver.duplicates.append(key)
+                        else:
+                            receiver.processed[key] = {"path": self.path, "body": body}
+                self.send_response(503 if refused else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "WebhookReceiver":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
