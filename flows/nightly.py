@@ -14,6 +14,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from pipeline import store
 from pipeline.classify import ParallelClassifier, load_model
@@ -100,7 +101,8 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
                                         run_id=run_id, now=now, escalator=escalator, customer_history=history,
                                         webhooks=settings.webhooks)
                 counts.add(batch.counts)
-                save(engine, batch, records, run_id, counts, quarantine_file)
+                # quote(): Prefect would otherwise walk every one of the batch's record dicts looking for futures
+                save(engine, batch, quote(records), run_id, counts, quarantine_file)
                 logger.info("batch: %s", batch.counts.as_dict())
         counts.check()
     except Exception as exc:
