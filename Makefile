@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	mkdir -p $(PREFECT_HOME)
 	$(BIN)/complaints run data/samples/complaints_sample.csv --work-dir var/demo
 
 # The report test opens the HTML in a real headless chromium (CI runs as root on a fresh machine).
