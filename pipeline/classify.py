@@ -54,9 +54,10 @@ class CauseModel:
         texts = list(texts)
         if self.kind == "lexicon":
             return self.estimator.predict_proba(texts), lambda labels: self.estimator.explain(texts, labels)
-        features = self.estimator[:-1].transform(texts)
+        normalised = self.estimator.named_steps["normalise"].transform(texts)
+        features = self.estimator.named_steps["features"].transform(normalised)
         probabilities = self.estimator.named_steps["classifier"].predict_proba(features)
-        return probabilities, lambda labels: explain_from_features(self.estimator, features, labels)
+        return probabilities, lambda labels: explain_from_features(self.estimator, features, labels, normalised)
 
 
 def load_lexicon_model(lexicon_path: Path | str = DEFAULT_LEXICON) -> CauseModel:

@@ -14,8 +14,8 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from pipeline.lexicon import LexiconFeatures
-from pipeline.normalise import TextNormaliser
+from pipeline.lexicon import LexiconFeatures, match_terms
+from pipeline.normalise import TextNormaliser, has_letters
 from pipeline.segment import SegmentTransformer, split_on_space
 
 FEATURE_SETS = ("words", "chars", "union", "union+lexicon")
@@ -89,8 +89,11 @@ def class_weights_matrix(classifier) -> np.ndarray:
     return classifier.coef_
 
 
-def explain_from_features(pipeline: Pipeline, features, labels, top_n: int = 5) -> list[list[str]]:
-    """For each row of already-computed features, the features that pushed its label most."""
+def explain_from_features(pipeline: Pipeline, features, labels, normalised_texts=None,
+                          top_n: int = 5) -> list[list[str]]:
+    """For each row of already-computed features, the terms that pushed its label most: words, character
+    n-grams, and for the lexicon block the lexicon terms found in the text. Features with no letter
+    (digits, punctuation) say nothing to a reader and are skipped."""
     classifier = pipeline.named_steps["classifier"]
     classes = list(classifier.classes_)
     features = sparse.csr_matrix(features)
@@ -98,13 +101,24 @@ def explain_from_features(pipeline: Pipeline, features, labels, top_n: int = 5) 
     if weights.shape[0] == 1:  # binary logistic regression keeps one row for the positive class
         weights = np.vstack([-weights[0], weights[0]])
     names = feature_names(pipeline)
+    blocks = dict(pipeline.named_steps["features"].transformer_list)
+    lexicon = blocks["lexicon"].lexicon_ if "lexicon" in blocks else None
     explanations = []
     for i, label in enumerate(labels):
         start, end = features.indptr[i], features.indptr[i + 1]
         indices, values = features.indices[start:end], features.data[start:end]
         contributions = values * weights[classes.index(label), indices]
-        order = np.argsort(-contributions)[:top_n]
-        explanations.append([str(names[indices[j]]) for j in order if contributions[j] > 0])
+        terms: list[str] = []
+        for j in np.argsort(-contributions):
+            if contributions[j] <= 0 or len(terms) >= top_n:
+                break
+            name = str(names[indices[j]])
+            if name.startswith("lexicon:"):
+                if lexicon is not None and normalised_texts is not None and name == f"lexicon:{label}":
+                    terms += [t for t, _ in match_terms(normalised_texts[i], {label: lexicon.get(label, {})}).get(label, [])]
+            elif has_letters(name):
+                terms.append(name)
+        explanations.append(list(dict.fromkeys(terms))[:top_n])
     return explanations
 
 
