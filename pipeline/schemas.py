@@ -11,8 +11,6 @@ CAUSE_NAMES_ZH = {
     "customer": "顾客", "random": "随机因素", NONE_LABEL: "非投诉/待人工",
 }
 
-# Columns of an ingested batch, after column mapping.
-BATCH_COLUMNS = ("complaint_id", "text", "created_at", "channel", "metadata", "source", "source_row")
 
 
 class QuarantineReason(StrEnum):

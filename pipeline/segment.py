@@ -92,9 +92,6 @@ class Segmenter:
     def cut(self, text: str) -> list[str]:
         return [t for t in self.raw_cut(text) if t.strip() and t not in self._stopwords]
 
-    def cut_many(self, texts) -> list[list[str]]:
-        return [self.cut(t) for t in texts]
-
 
 class SegmentTransformer(TransformerMixin, BaseEstimator):
     """Pipeline step: normalised texts → space-joined tokens, for a whitespace-splitting vectorizer."""

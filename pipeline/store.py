@@ -6,6 +6,7 @@ exactly those complaints (they are "already seen").
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -199,8 +200,6 @@ def stored_hashes(engine: sa.Engine, complaint_ids: list[str]) -> dict[str, str]
 
 
 def quarantine_records(rows: list[QuarantinedRow], run_id: str) -> list[dict]:
-    import hashlib
-
     now = utcnow()
     records = []
     for row in rows:
@@ -250,13 +249,6 @@ def write_batch(engine: sa.Engine, *, complaint_rows: list[dict], prediction_row
         _insert_new(conn, quarantine, quarantine_rows, ["quarantine_key"])
         conn.execute(runs.update().where(runs.c.run_id == run_id).values(**counts))
 
-
-def read_table(engine: sa.Engine, table: sa.Table, where=None) -> pd.DataFrame:
-    statement = sa.select(table)
-    if where is not None:
-        statement = statement.where(where)
-    with engine.connect() as conn:
-        return pd.read_sql(statement, conn)
 
 
 def complaint_time():
@@ -322,3 +314,11 @@ def read_masked_texts(engine: sa.Engine, complaint_ids: list[str]) -> dict[str, 
                                 .where(complaints.c.complaint_id.in_(part)))
             texts.update({r.complaint_id: r.text_masked for r in rows})
     return texts
+
+
+def read_table(engine: sa.Engine, table: sa.Table, where=None) -> pd.DataFrame:
+    statement = sa.select(table)
+    if where is not None:
+        statement = statement.where(where)
+    with engine.connect() as conn:
+        return pd.read_sql(statement, conn)

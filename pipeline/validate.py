@@ -12,16 +12,6 @@ from pipeline.schemas import QuarantinedRow, QuarantineReason
 _CHINESE_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
 
 
-def parse_timestamp(value: str) -> pd.Timestamp | None:
-    """'' → None (no date given); an unparseable value raises ValueError."""
-    stamp = parse_timestamps(pd.Series([value or ""], dtype=object)).iloc[0]
-    if pd.isna(stamp):
-        if (value or "").strip():
-            raise ValueError(value)
-        return None
-    return stamp
-
-
 def parse_timestamps(values: pd.Series) -> pd.Series:
     """Vectorised date parsing: ISO forms in one pass, other common export forms one by one; time-zone
     aware values are converted to UTC. Empty and unparseable values both come back as NaT."""

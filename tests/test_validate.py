@@ -3,7 +3,7 @@ import pandas as pd
 from pipeline.config import ColumnMapping
 from pipeline.ingest import RawChunk, map_columns
 from pipeline.schemas import QuarantineReason
-from pipeline.validate import parse_timestamp, validate_rows
+from pipeline.validate import parse_timestamps, validate_rows
 
 
 def _frame(rows):
@@ -47,7 +47,9 @@ def test_missing_text_column_is_quarantined_not_crashed():
 
 
 def test_dates_in_common_export_formats():
-    assert parse_timestamp("2026/11/23 14:05") == pd.Timestamp("2026-11-23 14:05")
-    assert parse_timestamp("2026年11月3日 8:00") == pd.Timestamp("2026-11-03 08:00")
-    assert parse_timestamp("2026-11-23T14:05:00+08:00") == pd.Timestamp("2026-11-23 06:05")
-    assert parse_timestamp("") is None
+    values = pd.Series(["2026/11/23 14:05", "2026年11月3日 8:00", "2026-11-23T14:05:00+08:00", "", "下周"])
+    parsed = parse_timestamps(values)
+    assert parsed.iloc[0] == pd.Timestamp("2026-11-23 14:05")
+    assert parsed.iloc[1] == pd.Timestamp("2026-11-03 08:00")
+    assert parsed.iloc[2] == pd.Timestamp("2026-11-23 06:05")  # time-zone aware → UTC
+    assert pd.isna(parsed.iloc[3]) and pd.isna(parsed.iloc[4])
