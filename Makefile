@@ -24,6 +24,7 @@ demo: $(STAMP)
 
 # The report test opens the HTML in a real headless chromium (CI runs as root on a fresh machine).
 test: $(STAMP)
+	mkdir -p $(PREFECT_HOME)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/python -m pytest -q
 
