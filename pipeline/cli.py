@@ -24,6 +24,8 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the terminal width
 
 ConfigOption = typer.Option(None, "--config", help="settings TOML file (defaults need none)")
+# The `classify` output contract: these columns, then one p_<label> column per model label.
+CLASSIFY_COLUMNS = ["id", "cause", "confidence", "needs_review", "secondary_causes", "explanation", "remedy", "queue"]
 
 
 class UserError(Exception):
@@ -144,15 +146,14 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
             decided = classifier.classify(good["text"].str.slice(0, settings.max_text_chars).tolist())
             routes = [router.route_for_cause(c, r, {"channel": ch or "", **m}) for c, r, ch, m in
                       zip(decided["cause"], decided["needs_review"], good["channel"], good["metadata"])]
-            decided.insert(0, "id", good["complaint_id"].to_numpy())
-            decided.insert(decided.columns.get_loc("explanation") if "explanation" in decided else len(decided.columns),
-                           "remedy", [r.remedy.code for r in routes])
+            decided["id"] = good["complaint_id"].to_numpy()
+            decided["remedy"] = [r.remedy.code for r in routes]
             decided["queue"] = [r.queue for r in routes]
             results.append(decided)
             progress.advance(task_id, chunk.rows_read)
     frame = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
-    columns = ["id", "cause", "confidence", "needs_review", "secondary_causes", "explanation", "remedy", "queue"]
-    frame = frame[columns + [c for c in frame.columns if c.startswith("p_")]] if len(frame) else frame
+    columns = CLASSIFY_COLUMNS + [c for c in frame.columns if c.startswith("p_")]
+    frame = frame[columns] if len(frame) else pd.DataFrame(columns=CLASSIFY_COLUMNS + [f"p_{l}" for l in cause_model.labels])
     _write_frame(frame, output)
     console.print(f"classified {len(frame)} rows with {cause_model.version} → {output}")
     if quarantined:
