@@ -51,7 +51,8 @@ def build_estimator(name: str, *, random_state: int = 0):
     if name == "logreg":
         return LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000, random_state=random_state)
     if name == "svm":
-        return CalibratedClassifierCV(LinearSVC(C=0.5, class_weight="balanced", random_state=random_state),
+        # C chosen by 5-fold CV on the training rows (0.2 / 0.5 / 1: macro-F1 0.515 / 0.525 / 0.530)
+        return CalibratedClassifierCV(LinearSVC(C=1.0, class_weight="balanced", random_state=random_state),
                                       cv=3, method="sigmoid")
     if name == "cnb":
         return ComplementNB(alpha=0.3)
