@@ -1,6 +1,6 @@
 """Train the shipped default model and write its model card.
 
-    python -m bench.train_default [--features union+lexicon] [--estimator svm]
+    python -m bench.train_default [--features union+lexicon] [--estimator logreg]
 
 Trains on data/training/train.csv (real + synthetic) with 5-fold cross-validation for the review
 thresholds, then scores the held-out real texts in data/training/heldout.csv — never seen in training or
@@ -22,7 +22,7 @@ from pipeline.training import evaluate_model, read_labelled, train_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", default="union+lexicon")
-    parser.add_argument("--estimator", default="svm")  # the 5-fold comparison winner (models/default/comparison.md)
+    parser.add_argument("--estimator", default="logreg")  # the 5-fold comparison winner (models/default/comparison.md)
     args = parser.parse_args()
     out_dir = MODELS_DIR / "default"
     train = read_labelled(DATA_DIR / "training" / "train.csv")
