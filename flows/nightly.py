@@ -4,8 +4,6 @@ Batches, never one task per complaint: a flow over N complaints makes O(N / batc
 take and return DataFrames and skip Prefect's input hashing (NO_CACHE); nothing is persisted by
 Prefect — the database and the output files are the record. Retries only on I/O tasks.
 """
-from __future__ import annotations
-
 import uuid
 from datetime import datetime
 from pathlib import Path
