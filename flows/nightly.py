@@ -14,7 +14,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from pipeline import store
+from pipeline import runlock, store
 from pipeline.classify import ParallelClassifier, load_model
 from pipeline.config import Settings, load_settings
 from pipeline.deliver import deliver_pending, delivery_summary
@@ -85,6 +85,22 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
     escalator = Escalator.from_settings(settings)
     run_id = f"{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     quarantine_file = settings.work_dir / "quarantine" / f"{run_id}.csv"
+    abandoned = runlock.acquire(engine, run_id)  # raises RunLockedError while another run is alive
+    try:
+        if abandoned:
+            logger.warning("run %s died without finishing; its lease is taken over", abandoned)
+            store.finish_run(engine, abandoned, {}, "failed", error=f"process died; lease taken over by {run_id}")
+        return _run_batches_then_deliver(engine, settings, model, router, escalator, run_id, quarantine_file,
+                                         source, since, table, query)
+    finally:
+        runlock.release(engine, run_id)
+        engine.dispose()
+
+
+def _run_batches_then_deliver(engine, settings: Settings, model, router: Router, escalator: Escalator, run_id: str,
+                              quarantine_file: Path, source: str, since: datetime | None, table: str | None,
+                              query: str | None) -> dict:
+    logger = get_run_logger()
     store.start_run(engine, run_id, source, model.version, since)
     counts = RunCounts()
     seen_ids: set[str] = set()
@@ -101,6 +117,7 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
                 counts.add(batch.counts)
                 # quote(): Prefect would otherwise walk every one of the batch's record dicts looking for futures
                 save(engine, batch, quote(records), run_id, counts, quarantine_file)
+                runlock.renew(engine, run_id)
                 logger.info("batch: %s", batch.counts.as_dict())
         counts.check()
     except Exception as exc:
@@ -111,7 +128,6 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
     summary.update(deliver(engine, settings))
     summary["report"] = publish_trends(engine, settings, run_id)
     logger.info("run %s: %s", run_id, counts.as_dict())
-    engine.dispose()
     return summary
 
 

@@ -310,9 +310,13 @@ def data_sample(output: Path = typer.Option(Path("data/samples/complaints_sample
     console.print(f"{len(frame)} rows → {output}")
 
 
+RUN_LOCKED_EXIT_CODE = 75  # EX_TEMPFAIL: another run holds the database; a scheduler may retry later
+
+
 def main() -> None:
     from pipeline.ingest import SourceError
     from pipeline.registry import ModelIntegrityError
+    from pipeline.runlock import RunLockedError
     from pipeline.training import TrainingDataError
 
     try:
@@ -322,6 +326,9 @@ def main() -> None:
     except (UserError, ConfigError, SourceError, ModelIntegrityError, TrainingDataError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         sys.exit(1)
+    except RunLockedError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(RUN_LOCKED_EXIT_CODE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # click usage errors and the like

@@ -103,3 +103,50 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
     output = resumed.communicate(timeout=300)[0].decode()
     assert resumed.returncode == 0, output
     assert _table_counts(url) == _table_counts(f"sqlite:///{clean / 'complaints.db'}")
+
+
+def _hold_lease(url: str, run_id: str, pid: int) -> None:
+    """Write a lease row as a run with ``pid`` on this host would, plus its 'running' run row."""
+    import socket
+
+    from pipeline import runlock
+
+    engine = store.connect(url)
+    runlock.run_lock.create(engine, checkfirst=True)
+    now = store.utcnow()
+    with engine.begin() as conn:
+        conn.execute(runlock.run_lock.insert().values(name=runlock.LOCK_NAME, run_id=run_id, host=socket.gethostname(),
+                                                      pid=pid, acquired_at=now, renewed_at=now))
+    store.start_run(engine, run_id, "elsewhere.csv", "v", None)
+    engine.dispose()
+
+
+def test_a_run_refuses_a_database_held_by_a_live_run_and_takes_over_from_a_dead_one(prefect_harness, tmp_path):
+    """Overlapping runs would race on the same complaints and deliver tickets twice: the second one stops
+    with exit code 75 and a message; once the holder's process is gone, the next run takes over."""
+    work = tmp_path / "work"
+    url = f"sqlite:///{work / 'complaints.db'}"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        _hold_lease(url, "20261123T020000-holder", holder.pid)
+        refused = _run_cli([str(SAMPLE)], work, tmp_path / "prefect-home")
+        output = refused.communicate(timeout=300)[0].decode()
+        assert refused.returncode == 75, output
+        assert "20261123T020000-holder" in output and "holds this database" in output
+        assert _table_counts(url)["complaints"] == 0
+    finally:
+        holder.kill()
+        holder.wait()
+
+    from flows.nightly import nightly_flow
+    from pipeline.config import load_settings
+
+    summary = nightly_flow(source=str(SAMPLE), settings=load_settings(work_dir=work, classifier="lexicon"))
+    assert summary["status"] == "completed" and summary["counts"]["classified"] == 400
+    engine = store.connect(url)
+    runs = store.read_table(engine, store.runs).set_index("run_id")
+    assert runs.loc["20261123T020000-holder", "status"] == "failed"
+    assert "lease taken over" in runs.loc["20261123T020000-holder", "error"]
+    with engine.connect() as conn:  # the finished run released its lease
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM run_lock")).scalar_one() == 0
+    engine.dispose()
