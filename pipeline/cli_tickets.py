@@ -113,11 +113,18 @@ def tickets_export(output: Path = typer.Option(..., "--output", help=".csv, .xls
 def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path] = ConfigOption,
                       work_dir: Optional[Path] = WorkDirOption) -> None:
     """Deliver every pending ticket delivery now (files and webhooks); exit 1 if some stay pending."""
+    from pipeline import runlock
     from pipeline.deliver import deliver_pending
 
     with _one_line_errors():
         settings = _settings(config, work_dir)
-        report = deliver_pending(_engine(settings), settings, queue=queue)
+        engine = _engine(settings)
+        holder = f"redeliver-{store.utcnow():%Y%m%dT%H%M%S}"
+        runlock.acquire(engine, holder)  # a nightly run delivers too: never both at once
+        try:
+            report = deliver_pending(engine, settings, queue=queue)
+        finally:
+            runlock.release(engine, holder)
     delivered = ", ".join(f"{target} {count}" for target, count in sorted(report.delivered.items())) or "nothing"
     console.print(f"delivered: {delivered} (ticket files in {settings.tickets_dir})")
     if report.recovered:
