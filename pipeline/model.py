@@ -118,9 +118,24 @@ def explain_from_features(pipeline: Pipeline, features, labels, normalised_texts
                 if lexicon is not None and normalised_texts is not None and name == f"lexicon:{label}":
                     terms += [t for t, _ in match_terms(normalised_texts[i], {label: lexicon.get(label, {})}).get(label, [])]
             elif has_letters(name):
-                terms.append(name)
+                _add_readable_term(terms, name)
         explanations.append(list(dict.fromkeys(terms))[:top_n])
     return explanations
+
+
+def _add_readable_term(terms: list[str], feature: str) -> None:
+    """Add a word or character n-gram as a reader would want it: 「」 marks and bigram spaces dropped; single
+    characters and anything holding digits or punctuation say little and are skipped; a term inside one already listed adds
+    nothing, and a longer term replaces the shorter one it contains."""
+    term = feature.strip("「」").replace(" ", "")
+    if len(term) < 2 or not term.isalpha() or any(term in kept for kept in terms):
+        return
+    shorter = [kept for kept in terms if kept in term]
+    if shorter:
+        terms[terms.index(shorter[0])] = term
+        terms[:] = [kept for kept in terms if kept not in shorter[1:]]
+    else:
+        terms.append(term)
 
 
 def use_segmenter_engine(pipeline: Pipeline, engine: str) -> bool:
