@@ -102,3 +102,12 @@ def test_review_policy_flags_low_confidence_small_margin_and_none():
     assert decided["cause"].tolist() == ["process", "process", "none", "process"]
     assert decided["needs_review"].tolist() == [False, True, True, False]
     assert decided["secondary_causes"].tolist() == ["", "technology", "", ""]
+
+
+def test_explanation_terms_are_readable():
+    from pipeline.model import _add_readable_term
+
+    terms: list[str] = []
+    for feature in ["「费」", "「元,」", "「0元」", "航班", "「航班取消」", "要求 尽快", "「取消」", "APP"]:
+        _add_readable_term(terms, feature)
+    assert terms == ["航班取消", "要求尽快", "APP"]
