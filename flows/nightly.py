@@ -5,6 +5,7 @@ take and return DataFrames and skip Prefect's input hashing (NO_CACHE); nothing 
 Prefect — the database and the output files are the record. Retries only on I/O tasks.
 """
 import uuid
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
@@ -85,50 +86,40 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
     escalator = Escalator.from_settings(settings)
     run_id = f"{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     quarantine_file = settings.work_dir / "quarantine" / f"{run_id}.csv"
-    abandoned = runlock.acquire(engine, run_id)  # raises RunLockedError while another run is alive
-    try:
+    with ExitStack() as cleanup:
+        cleanup.callback(engine.dispose)
+        abandoned = cleanup.enter_context(runlock.held(engine, run_id))  # RunLockedError while another run lives
         if abandoned:
             logger.warning("run %s died without finishing; its lease is taken over", abandoned)
             store.finish_run(engine, abandoned, {}, "failed", error=f"process died; lease taken over by {run_id}")
-        return _run_batches_then_deliver(engine, settings, model, router, escalator, run_id, quarantine_file,
-                                         source, since, table, query)
-    finally:
-        runlock.release(engine, run_id)
-        engine.dispose()
-
-
-def _run_batches_then_deliver(engine, settings: Settings, model, router: Router, escalator: Escalator, run_id: str,
-                              quarantine_file: Path, source: str, since: datetime | None, table: str | None,
-                              query: str | None) -> dict:
-    logger = get_run_logger()
-    store.start_run(engine, run_id, source, model.version, since)
-    counts = RunCounts()
-    seen_ids: set[str] = set()
-    try:
-        with ParallelClassifier(model, settings.worker_count) as classifier:
-            for chunk in iter_raw_chunks(source, chunk_size=settings.batch_size, table=table, query=query):
-                batch = prepare(chunk, settings, engine, seen_ids, since)
-                predictions = classify(classifier, batch.new_rows, settings.max_text_chars)
-                now = store.utcnow()
-                history = load_customer_history(engine, escalator, batch.new_rows, now)
-                records = build_records(batch.new_rows, predictions, router=router, model_version=model.version,
-                                        run_id=run_id, now=now, escalator=escalator, customer_history=history,
-                                        webhooks=settings.webhooks)
-                counts.add(batch.counts)
-                # quote(): Prefect would otherwise walk every one of the batch's record dicts looking for futures
-                save(engine, batch, quote(records), run_id, counts, quarantine_file)
-                runlock.renew(engine, run_id)
-                logger.info("batch: %s", batch.counts.as_dict())
-        counts.check()
-    except Exception as exc:
-        store.finish_run(engine, run_id, counts.as_dict(), "failed", error=str(exc))
-        raise
-    store.finish_run(engine, run_id, counts.as_dict(), "completed")
-    summary = run_summary(engine, run_id, settings, quarantine_file if counts.quarantined else None)
-    summary.update(deliver(engine, settings))
-    summary["report"] = publish_trends(engine, settings, run_id)
-    logger.info("run %s: %s", run_id, counts.as_dict())
-    return summary
+        store.start_run(engine, run_id, source, model.version, since)
+        counts = RunCounts()
+        seen_ids: set[str] = set()
+        try:
+            with ParallelClassifier(model, settings.worker_count) as classifier:
+                for chunk in iter_raw_chunks(source, chunk_size=settings.batch_size, table=table, query=query):
+                    batch = prepare(chunk, settings, engine, seen_ids, since)
+                    predictions = classify(classifier, batch.new_rows, settings.max_text_chars)
+                    now = store.utcnow()
+                    history = load_customer_history(engine, escalator, batch.new_rows, now)
+                    records = build_records(batch.new_rows, predictions, router=router, model_version=model.version,
+                                            run_id=run_id, now=now, escalator=escalator, customer_history=history,
+                                            webhooks=settings.webhooks)
+                    counts.add(batch.counts)
+                    # quote(): Prefect would otherwise walk every one of the batch's record dicts looking for futures
+                    save(engine, batch, quote(records), run_id, counts, quarantine_file)
+                    runlock.renew(engine, run_id)
+                    logger.info("batch: %s", batch.counts.as_dict())
+            counts.check()
+        except Exception as exc:
+            store.finish_run(engine, run_id, counts.as_dict(), "failed", error=str(exc))
+            raise
+        store.finish_run(engine, run_id, counts.as_dict(), "completed")
+        summary = run_summary(engine, run_id, settings, quarantine_file if counts.quarantined else None)
+        summary.update(deliver(engine, settings))  # inside the lease: a second deliverer would send twice
+        summary["report"] = publish_trends(engine, settings, run_id)
+        logger.info("run %s: %s", run_id, counts.as_dict())
+        return summary
 
 
 def serve_nightly(settings: Settings, source: str, table: str | None = None, query: str | None = None) -> None:

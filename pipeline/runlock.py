@@ -9,21 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from pipeline.store import metadata, utcnow
-
-run_lock = sa.Table(
-    "run_lock", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("acquired_at", sa.DateTime, nullable=False),
-    sa.Column("renewed_at", sa.DateTime, nullable=False),
-)
+from pipeline.store import run_lock, utcnow
 
 LOCK_NAME = "nightly"
 
@@ -51,7 +43,6 @@ def holder_is_gone(row, *, now: datetime, stale_after: timedelta, host: str) -> 
 def acquire(engine: sa.Engine, run_id: str, *, stale_after: timedelta = timedelta(hours=2)) -> str | None:
     """Take the lease for ``run_id``. Returns the run id of a dead holder it replaced, if any; raises
     RunLockedError naming the live holder otherwise."""
-    run_lock.create(engine, checkfirst=True)
     host, pid, now = socket.gethostname(), os.getpid(), utcnow()
     with engine.begin() as conn:
         row = conn.execute(sa.select(run_lock).where(run_lock.c.name == LOCK_NAME)).first()
@@ -84,3 +75,13 @@ def renew(engine: sa.Engine, run_id: str) -> None:
 def release(engine: sa.Engine, run_id: str) -> None:
     with engine.begin() as conn:
         conn.execute(run_lock.delete().where(run_lock.c.name == LOCK_NAME, run_lock.c.run_id == run_id))
+
+
+@contextmanager
+def held(engine: sa.Engine, run_id: str) -> Iterator[str | None]:
+    """Hold the lease for the body; yields the run id of a dead holder it replaced, if any."""
+    abandoned = acquire(engine, run_id)
+    try:
+        yield abandoned
+    finally:
+        release(engine, run_id)

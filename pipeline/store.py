@@ -35,6 +35,16 @@ runs = sa.Table(
     sa.Column("error", sa.Text),
 )
 
+run_lock = sa.Table(  # one row while a run (or a redelivery) holds the database: pipeline/runlock.py
+    "run_lock", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", sa.DateTime, nullable=False),
+    sa.Column("renewed_at", sa.DateTime, nullable=False),
+)
+
 complaints = sa.Table(
     "complaints", metadata,
     sa.Column("complaint_id", sa.String(128), primary_key=True),

@@ -105,20 +105,15 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
     assert _table_counts(url) == _table_counts(f"sqlite:///{clean / 'complaints.db'}")
 
 
-def _hold_lease(url: str, run_id: str, pid: int) -> None:
-    """Write a lease row as a run with ``pid`` on this host would, plus its 'running' run row."""
-    import socket
-
-    from pipeline import runlock
-
-    engine = store.connect(url)
-    runlock.run_lock.create(engine, checkfirst=True)
-    now = store.utcnow()
-    with engine.begin() as conn:
-        conn.execute(runlock.run_lock.insert().values(name=runlock.LOCK_NAME, run_id=run_id, host=socket.gethostname(),
-                                                      pid=pid, acquired_at=now, renewed_at=now))
-    store.start_run(engine, run_id, "elsewhere.csv", "v", None)
-    engine.dispose()
+HOLD_LEASE = """
+import sys, time
+from pipeline import runlock, store
+engine = store.connect(sys.argv[1])
+runlock.acquire(engine, "20261123T020000-holder")
+store.start_run(engine, "20261123T020000-holder", "elsewhere.csv", "v", None)
+print("held", flush=True)
+time.sleep(120)
+"""
 
 
 def test_a_run_refuses_a_database_held_by_a_live_run_and_takes_over_from_a_dead_one(prefect_harness, tmp_path):
@@ -126,9 +121,9 @@ def test_a_run_refuses_a_database_held_by_a_live_run_and_takes_over_from_a_dead_
     with exit code 75 and a message; once the holder's process is gone, the next run takes over."""
     work = tmp_path / "work"
     url = f"sqlite:///{work / 'complaints.db'}"
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LEASE, url], cwd=PROJECT_ROOT, stdout=subprocess.PIPE)
     try:
-        _hold_lease(url, "20261123T020000-holder", holder.pid)
+        assert holder.stdout.readline() == b"held\n"  # a live run holds the lease
         refused = _run_cli([str(SAMPLE)], work, tmp_path / "prefect-home")
         output = refused.communicate(timeout=300)[0].decode()
         assert refused.returncode == 75, output

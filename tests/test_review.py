@@ -163,18 +163,11 @@ def test_redeliver_exits_non_zero_while_a_receiver_refuses(tmp_path):
 
 
 def test_redeliver_waits_while_a_run_holds_the_database(processed):
-    import os
-    import socket
-
     from pipeline import runlock
 
     engine = store.connect(processed.resolved_database_url)
     holder_id = "20261123T020000-live"
-    runlock.run_lock.create(engine, checkfirst=True)
-    with engine.begin() as conn:  # this test process stands in for a live nightly run
-        conn.execute(runlock.run_lock.insert().values(
-            name=runlock.LOCK_NAME, run_id=holder_id, host=socket.gethostname(), pid=os.getpid(),
-            acquired_at=store.utcnow(), renewed_at=store.utcnow()))
+    runlock.acquire(engine, holder_id)  # this test process stands in for a live nightly run
     result = cli(processed, "tickets", "redeliver")
     assert isinstance(result.exception, runlock.RunLockedError) and holder_id in str(result.exception)
     with engine.connect() as conn:
