@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score
 
+from bench.compare_models import scores
 from pipeline.classify import CauseModel, ReviewPolicy, classify_texts
 from pipeline.config import DATA_DIR
 from pipeline.model import build_pipeline
@@ -33,13 +33,10 @@ def domain_of(text: str) -> str:
     return "" if counts[best] == 0 or tied else best
 
 
-def scores(model_pipeline, rows: pd.DataFrame) -> tuple[float, float]:
+def cause_scores(model_pipeline, rows: pd.DataFrame) -> dict:
     model = CauseModel(model_pipeline, version="shift", policy=ReviewPolicy(), kind="model")
     predicted = classify_texts(model, rows["text"].tolist())["cause"].to_numpy()
-    truth = rows["cause"].to_numpy()
-    complaints = np.isin(truth, CAUSES)
-    return (f1_score(truth[complaints], predicted[complaints], labels=list(CAUSES), average="macro", zero_division=0),
-            accuracy_score(truth[complaints], predicted[complaints]))
+    return scores(rows["cause"].to_numpy(), predicted, sorted(set(rows["cause"])))
 
 
 def main() -> None:
@@ -58,8 +55,9 @@ def main() -> None:
         n_complaints = int(np.isin(test["cause"], CAUSES).sum())
         for label, fitted in ((f"all domains ({len(train)} rows)", everything),
                               (f"other two + synthetic ({len(others)} rows)", without)):
-            macro_f1, accuracy = scores(fitted, test)
-            print(f"| {domain} | {n_complaints} | {label} | {macro_f1:.3f} | {accuracy:.3f} |")
+            result = cause_scores(fitted, test)
+            print(f"| {domain} | {n_complaints} | {label} | {result['causes_macro_f1']:.3f} | "
+                  f"{result['causes_accuracy']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score
 
+from bench.compare_models import scores
 from pipeline.classify import CauseModel, ReviewPolicy, classify_texts
 from pipeline.config import DATA_DIR
 from pipeline.model import build_pipeline
-from pipeline.schemas import CAUSES
 from pipeline.training import read_labelled
 
 
@@ -26,7 +24,6 @@ def main() -> None:
     heldout = read_labelled(DATA_DIR / "training" / "heldout.csv")
     real, synthetic = train[train["source"] != "synthetic"], train[train["source"] == "synthetic"]
     truth = heldout["cause"].to_numpy()
-    complaints = np.isin(truth, CAUSES)
     print("| real training texts | six-cause macro-F1 | accuracy on complaints | 7-label accuracy |")
     print("|---|---|---|---|")
     for share in args.shares:
@@ -34,9 +31,9 @@ def main() -> None:
         pipeline = build_pipeline().fit(subset["text"].tolist(), subset["cause"].to_numpy())
         model = CauseModel(pipeline, version="curve", policy=ReviewPolicy(), kind="model")
         predicted = classify_texts(model, heldout["text"].tolist())["cause"].to_numpy()
-        print(f"| {int(len(real) * share)} | "
-              f"{f1_score(truth[complaints], predicted[complaints], labels=list(CAUSES), average='macro'):.3f} | "
-              f"{accuracy_score(truth[complaints], predicted[complaints]):.3f} | {accuracy_score(truth, predicted):.3f} |")
+        result = scores(truth, predicted, sorted(set(truth)))
+        print(f"| {int(len(real) * share)} | {result['causes_macro_f1']:.3f} | {result['causes_accuracy']:.3f} | "
+              f"{result['accuracy']:.3f} |")
 
 
 if __name__ == "__main__":
