@@ -15,7 +15,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from pipeline.lexicon import LexiconFeatures, match_terms
-from pipeline.normalise import TextNormaliser, has_letters
+from pipeline.normalise import TextNormaliser
 from pipeline.segment import SegmentTransformer, split_on_space
 
 FEATURE_SETS = ("words", "chars", "union", "union+lexicon")
@@ -117,7 +117,7 @@ def explain_from_features(pipeline: Pipeline, features, labels, normalised_texts
             if name.startswith("lexicon:"):
                 if lexicon is not None and normalised_texts is not None and name == f"lexicon:{label}":
                     terms += [t for t, _ in match_terms(normalised_texts[i], {label: lexicon.get(label, {})}).get(label, [])]
-            elif has_letters(name):
+            else:
                 _add_readable_term(terms, name)
         explanations.append(list(dict.fromkeys(terms))[:top_n])
     return explanations
