@@ -34,7 +34,7 @@ def scores(y_true, y_pred, labels) -> dict:
 
 def evaluate_config(feature_set, estimator, texts, labels, scored, folds):
     started = time.perf_counter()
-    classes, oof = out_of_fold_probabilities(build_pipeline(feature_set=feature_set, estimator=estimator),
+    classes, oof, _ = out_of_fold_probabilities(build_pipeline(feature_set=feature_set, estimator=estimator),
                                              texts, labels, folds)
     predicted = decide(oof, [str(c) for c in classes], ReviewPolicy())["cause"].to_numpy()
     result = scores(labels[scored], predicted[scored], sorted(set(labels)))

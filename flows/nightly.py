@@ -116,6 +116,8 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
             raise
         store.finish_run(engine, run_id, counts.as_dict(), "completed")
         summary = run_summary(engine, run_id, settings, quarantine_file if counts.quarantined else None)
+        if summary["familiarity_note"]:
+            logger.warning(summary["familiarity_note"])
         summary.update(deliver(engine, settings))  # inside the lease: a second deliverer would send twice
         summary["report"] = publish_trends(engine, settings, run_id)
         logger.info("run %s: %s", run_id, counts.as_dict())

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.lexicon import DEFAULT_LEXICON, LexiconClassifier
-from pipeline.model import explain_from_features, use_segmenter_engine
+from pipeline.model import explain_from_features, use_segmenter_engine, vocabulary_coverage
 from pipeline.registry import load_artifact
 from pipeline.schemas import NONE_LABEL
 
@@ -29,6 +29,15 @@ class ReviewPolicy:
     min_confidence: float = 0.5  # top probability below this → review
     min_margin: float = 0.1  # top minus second probability below this → review
     secondary_threshold: float = 0.3  # other causes at or above this are secondary causes
+    # Texts unlike the training data get a stricter bar: a text whose vocabulary coverage is below
+    # ``min_coverage``, and every text of a batch in which more than ``unfamiliar_batch_share`` of the
+    # texts are such (a new industry or channel), must reach ``unfamiliar_min_confidence``.
+    unfamiliar_min_confidence: float | None = None
+    min_coverage: float = 0.0
+    unfamiliar_batch_share: float = 1.0
+
+
+UNFAMILIAR_BATCH_MIN_ROWS = 30  # below this a batch's unfamiliar share says too little to judge the batch
 
 
 class CauseModel:
@@ -48,16 +57,19 @@ class CauseModel:
     def predict_proba(self, texts) -> np.ndarray:
         return self.estimator.predict_proba(list(texts))
 
-    def predict_and_explain(self, texts) -> tuple[np.ndarray, Callable[[list[str]], list[list[str]]]]:
-        """Probabilities, and a function naming the deciding terms for given labels. A trained pipeline
-        computes its features once for both (segmentation is most of the cost)."""
+    def predict_and_explain(self, texts) -> tuple[np.ndarray, np.ndarray | None, Callable[[list[str]], list[list[str]]]]:
+        """Probabilities, each text's vocabulary coverage (None when the model cannot tell), and a function
+        naming the deciding terms for given labels. A trained pipeline computes its features once for all
+        three (segmentation is most of the cost)."""
         texts = list(texts)
         if self.kind == "lexicon":
-            return self.estimator.predict_proba(texts), lambda labels: self.estimator.explain(texts, labels)
+            return (self.estimator.predict_proba(texts), None,
+                    lambda labels: self.estimator.explain(texts, labels))
         normalised = self.estimator.named_steps["normalise"].transform(texts)
         features = self.estimator.named_steps["features"].transform(normalised)
         probabilities = self.estimator.named_steps["classifier"].predict_proba(features)
-        return probabilities, lambda labels: explain_from_features(self.estimator, features, labels, normalised)
+        coverage = vocabulary_coverage(self.estimator, normalised, features)
+        return probabilities, coverage, lambda labels: explain_from_features(self.estimator, features, labels, normalised)
 
 
 def load_lexicon_model(lexicon_path: Path | str = DEFAULT_LEXICON) -> CauseModel:
@@ -84,8 +96,21 @@ def load_model(settings, model_path: Path | str | None = None) -> CauseModel:
     return model
 
 
-def decide(probabilities: np.ndarray, labels: list[str], policy: ReviewPolicy) -> pd.DataFrame:
-    """Probabilities → primary label, confidence, secondary causes and the review flag (pure)."""
+def unfamiliar_rows(coverage: np.ndarray | None, policy: ReviewPolicy) -> np.ndarray:
+    """Which rows must meet the stricter bar: texts with too little known vocabulary, or all rows of a
+    batch where such texts are more than the policy's share."""
+    if coverage is None or policy.unfamiliar_min_confidence is None:
+        return np.zeros(0 if coverage is None else len(coverage), dtype=bool)
+    low = np.asarray(coverage) < policy.min_coverage
+    if len(low) >= UNFAMILIAR_BATCH_MIN_ROWS and low.mean() > policy.unfamiliar_batch_share:
+        return np.ones(len(low), dtype=bool)
+    return low
+
+
+def decide(probabilities: np.ndarray, labels: list[str], policy: ReviewPolicy,
+           coverage: np.ndarray | None = None) -> pd.DataFrame:
+    """Probabilities (and vocabulary coverage) → primary label, confidence, secondary causes, the review
+    flag and whether the text was judged unfamiliar (pure)."""
     order = np.argsort(-probabilities, axis=1)
     top = probabilities[np.arange(len(probabilities)), order[:, 0]]
     second = probabilities[np.arange(len(probabilities)), order[:, 1]] if probabilities.shape[1] > 1 else 0.0
@@ -95,10 +120,17 @@ def decide(probabilities: np.ndarray, labels: list[str], policy: ReviewPolicy) -
                  if labels[j] != NONE_LABEL and probabilities[r, j] >= policy.secondary_threshold)
         for r in range(len(probabilities))
     ]
-    needs_review = (top < policy.min_confidence) | ((top - second) < policy.min_margin)
+    unfamiliar = unfamiliar_rows(coverage, policy)
+    if len(unfamiliar) != len(probabilities):
+        unfamiliar = np.zeros(len(probabilities), dtype=bool)
+    min_confidence = np.where(unfamiliar, policy.unfamiliar_min_confidence or policy.min_confidence,
+                              policy.min_confidence)
+    needs_review = (top < min_confidence) | ((top - second) < policy.min_margin)
     needs_review |= np.array([p == NONE_LABEL for p in primary], dtype=bool)
     frame = pd.DataFrame({"cause": primary, "confidence": np.round(top, 4),
-                          "needs_review": needs_review, "secondary_causes": secondary})
+                          "needs_review": needs_review, "secondary_causes": secondary,
+                          "unfamiliar": unfamiliar,
+                          "coverage": np.round(coverage, 4) if coverage is not None else np.nan})
     for j, label in enumerate(labels):
         frame[f"p_{label}"] = np.round(probabilities[:, j], 4)
     return frame
@@ -108,8 +140,8 @@ def classify_texts(model: CauseModel, texts) -> pd.DataFrame:
     texts = list(texts)
     if not texts:
         return decide(np.zeros((0, len(model.labels))), model.labels, model.policy).assign(explanation=[])
-    probabilities, explain = model.predict_and_explain(texts)
-    decided = decide(probabilities, model.labels, model.policy)
+    probabilities, coverage, explain = model.predict_and_explain(texts)
+    decided = decide(probabilities, model.labels, model.policy, coverage)
     decided["explanation"] = ["、".join(terms) for terms in explain(list(decided["cause"]))]
     return decided
 

@@ -25,7 +25,8 @@ err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, w
 
 ConfigOption = typer.Option(None, "--config", help="settings TOML file (defaults need none)")
 # The `classify` output contract: these columns, then one p_<label> column per model label.
-CLASSIFY_COLUMNS = ["id", "cause", "confidence", "needs_review", "secondary_causes", "explanation", "remedy", "queue"]
+CLASSIFY_COLUMNS = ["id", "cause", "confidence", "needs_review", "secondary_causes", "explanation", "remedy", "queue",
+                    "unfamiliar"]
 
 
 class UserError(Exception):
@@ -100,8 +101,11 @@ def _print_summary(summary: dict) -> None:
     for key in ("rows_read", "classified", "quarantined", "skipped_seen", "skipped_before_since"):
         table.add_row(key.replace("_", " "), str(counts[key]))
     table.add_row("needs review", str(summary["needs_review"]))
+    table.add_row("unfamiliar", str(summary.get("unfamiliar", 0)))
     table.add_row("model", summary["model_version"])
     console.print(table)
+    if summary.get("familiarity_note"):
+        err_console.print(f"[yellow]note:[/yellow] {summary['familiarity_note']}")
     if summary["causes"]:
         console.print("causes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["causes"].items())))
     if summary["queues"]:
@@ -188,6 +192,9 @@ def classify_text(text: str = typer.Argument(..., help="one complaint"),
     console.print(f"[bold]{mask_pii(text)}[/bold]")
     console.print(f"cause: [bold]{row['cause']}[/bold] ({CAUSE_NAMES_ZH.get(row['cause'], row['cause'])})"
                   f"  confidence {row['confidence']:.2f}" + ("  [yellow]needs review[/yellow]" if row["needs_review"] else ""))
+    if row["unfamiliar"]:
+        console.print(f"[yellow]unfamiliar text[/yellow]: the model knows {row['coverage']:.0%} of its wording, "
+                      "so it is routed without review only at a higher confidence")
     if row["secondary_causes"]:
         console.print(f"secondary: {row['secondary_causes']}")
     console.print(f"why: {row['explanation'] or '(no decisive terms)'}")
@@ -295,6 +302,22 @@ def data_build() -> None:
 
     counts = build_training_files()
     console.print("training files: " + ", ".join(f"{k} {v} rows" for k, v in counts.items()))
+
+
+@data_app.command("add-synthetic")
+def data_add_synthetic(source: Path = typer.Argument(..., help="a writer's CSV: id,text,cause,secondary_causes,industry,channel"),
+                       output: Path = typer.Option(..., "--output", help="data/labels/synthetic_<letter>.csv")) -> None:
+    """Curate a batch of synthetic training texts into data/labels: drops invalid labels, texts reserved for
+    evaluation, copies and near-copies of texts already in the training set."""
+    from pipeline.datasets import LABELS_DIR, build_labelled_set, curate_synthetic
+
+    existing = build_labelled_set(sorted(LABELS_DIR.glob("snownlp_labels*.csv")),
+                                  sorted(p for p in LABELS_DIR.glob("synthetic_*.csv") if p.resolve() != output.resolve()))
+    new = pd.read_csv(source, dtype=str, keep_default_na=False)
+    kept, drops = curate_synthetic(new, existing["text"].tolist())
+    kept.to_csv(output, index=False, encoding="utf-8")
+    console.print(f"{len(kept)} of {len(new)} rows kept → {output}; dropped: "
+                  + ", ".join(f"{reason} {count}" for reason, count in drops.items()))
 
 
 @data_app.command("sample")

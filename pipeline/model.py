@@ -146,3 +146,31 @@ def use_segmenter_engine(pipeline: Pipeline, engine: str) -> bool:
             block.named_steps["segment"].set_params(engine=engine).fit(None)
             return True
     return False
+
+
+def vocabulary_coverage(pipeline: Pipeline, normalised_texts, features) -> np.ndarray | None:
+    """Per text, the share of its distinct character 2–3-grams that the model knows (its character
+    vocabulary): near 1 for text like the training data, low for a new industry's jargon or another
+    language. None when the model has no character block."""
+    offset = 0
+    for name, block in pipeline.named_steps["features"].transformer_list:
+        if name == "chars":
+            if not hasattr(block, "multi_char_columns_"):  # cached on the fitted vectoriser, once per process
+                lengths = np.zeros(len(block.vocabulary_), dtype=int)
+                for gram, column in block.vocabulary_.items():
+                    lengths[column] = len(gram)
+                block.multi_char_columns_ = np.flatnonzero(lengths >= 2)
+            analyse = block.build_analyzer()
+            known = (sparse.csr_matrix(features)[:, offset + block.multi_char_columns_] != 0).sum(axis=1).A1
+            seen = np.array([len({g for g in analyse(text) if len(g) >= 2}) for text in normalised_texts])
+            return np.where(seen > 0, known / np.maximum(seen, 1), 1.0)
+        offset += _block_width(name, block)
+    return None
+
+
+def _block_width(name: str, block) -> int:
+    if name == "words":
+        return len(block.named_steps["tfidf"].vocabulary_)
+    if name == "chars":
+        return len(block.vocabulary_)
+    return len(block.get_feature_names_out())

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from pipeline import store
@@ -126,6 +127,8 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
             "confidence": float(prediction["confidence"]), "needs_review": bool(prediction["needs_review"]),
             "secondary_causes": prediction["secondary_causes"],
             "probabilities_json": json.dumps(probabilities), "explanation": prediction["explanation"],
+            "unfamiliar": bool(prediction.get("unfamiliar", False)),
+            "coverage": None if pd.isna(prediction.get("coverage", np.nan)) else float(prediction["coverage"]),
             "run_id": run_id, "predicted_at": now,
         })
         fields = {"channel": row["channel"] or "", **row["metadata"]}

@@ -228,6 +228,8 @@ def render_markdown(report: TrendReport, report_link: str | None = None) -> str:
              f"per {result.period}, split by {result.split_by} · generated {report.generated_at:%Y-%m-%d %H:%M}", ""]
     if report_link:
         lines += [f"Full report: {report_link}", ""]
+    if trends.unfamiliar_warning(result):
+        lines += [f"> **Note:** {trends.unfamiliar_warning(result)}", ""]
     alerts = alerts_table(result)
     lines.append(f"## Alerts ({len(alerts)})")
     if alerts.empty:
@@ -482,6 +484,7 @@ table{border-collapse:collapse;font-size:.88rem;margin:8px 0}th,td{border:1px so
 th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .alert-box{border-left:5px solid #c0392b;background:#fdf1ef;padding:8px 14px;margin:8px 0}
 .calm{border-left:5px solid #2e8b57;background:#eff8f2;padding:8px 14px;margin:8px 0}
+.warning{border-left:5px solid #b9770e;background:#fdf5e6;padding:8px 14px;margin:8px 0}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:.88rem;margin:6px 0}
 .swatch{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px;border-radius:2px}
 .panels{display:flex;flex-wrap:wrap;gap:10px}
@@ -548,6 +551,11 @@ def _examples_section(report: TrendReport) -> str:
     return "".join(parts)
 
 
+def _unfamiliar_note(result: Trends) -> str:
+    warning = trends.unfamiliar_warning(result)
+    return f'<p class="warning">{_e(warning)}</p>' if warning else ""
+
+
 def render_html(report: TrendReport) -> str:
     result = report.trends
     label = period_label(result.current_period, result.period)
@@ -591,6 +599,6 @@ def render_html(report: TrendReport) -> str:
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{_e(title(result))}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{_e(title(result))}</h1><p class=\"meta\">{_e(meta)}</p>{body}"
+        f"<h1>{_e(title(result))}</h1><p class=\"meta\">{_e(meta)}</p>{_unfamiliar_note(result)}{body}"
         f"<h2 id=\"method\">Method</h2><ul class=\"note\">{method}</ul></body></html>\n"
     )

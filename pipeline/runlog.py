@@ -40,6 +40,9 @@ def run_summary(engine: sa.Engine, run_id: str, settings, quarantine_file: Path 
         review = conn.execute(
             sa.select(sa.func.count()).select_from(store.predictions)
             .where(store.predictions.c.run_id == run_id, store.predictions.c.needs_review.is_(True))).scalar_one()
+        unfamiliar = conn.execute(
+            sa.select(sa.func.count()).select_from(store.predictions)
+            .where(store.predictions.c.run_id == run_id, store.predictions.c.unfamiliar.is_(True))).scalar_one()
     return {
         "run_id": run_id,
         "status": run["status"],
@@ -48,7 +51,19 @@ def run_summary(engine: sa.Engine, run_id: str, settings, quarantine_file: Path 
                                        "skipped_before_since")},
         "causes": causes,
         "needs_review": review,
+        "unfamiliar": unfamiliar,
+        "familiarity_note": familiarity_note(unfamiliar, run["classified"] or 0),
         "queues": queues,
         "database": settings.resolved_database_url,
         "quarantine_file": str(quarantine_file) if quarantine_file else None,
     }
+
+
+def familiarity_note(unfamiliar: int, classified: int) -> str | None:
+    """What a person should know when many of a run's complaints look unlike the model's training data."""
+    if not classified or unfamiliar / classified < 0.2:
+        return None
+    return (f"{unfamiliar} of {classified} complaints ({unfamiliar / classified:.0%}) look unlike the model's training "
+            "data (another industry, channel or wording): they were routed without review only at a higher "
+            "confidence, so more of them wait in the review queue. Labelling a few hundred of them and retraining "
+            "makes the model at home here.")

@@ -72,6 +72,8 @@ predictions = sa.Table(
     sa.Column("secondary_causes", sa.Text),
     sa.Column("probabilities_json", sa.Text, nullable=False),
     sa.Column("explanation", sa.Text),
+    sa.Column("unfamiliar", sa.Boolean),  # unlike the training data: held to a stricter bar for auto-routing
+    sa.Column("coverage", sa.Float),  # share of the text's wording the model knows
     sa.Column("run_id", sa.String(64), index=True),
     sa.Column("predicted_at", sa.DateTime, nullable=False),
 )
@@ -290,7 +292,8 @@ def read_trend_rows(engine: sa.Engine, since: datetime | None = None, until: dat
     statement = (
         sa.select(predictions.c.complaint_id, sa.type_coerce(at, sa.String).label("at"), complaints.c.channel,
                   complaints.c.metadata_json, predictions.c.cause, predictions.c.confidence,
-                  predictions.c.needs_review, predictions.c.explanation, predictions.c.model_version,
+                  predictions.c.needs_review, predictions.c.unfamiliar, predictions.c.explanation,
+                  predictions.c.model_version,
                   sa.type_coerce(predictions.c.predicted_at, sa.String).label("predicted_at"),
                   reviews.c.cause.label("reviewed_cause"))
         .select_from(predictions.join(complaints)
@@ -311,6 +314,7 @@ def read_trend_rows(engine: sa.Engine, since: datetime | None = None, until: dat
     for column in ("at", "predicted_at"):
         frame[column] = pd.to_datetime(frame[column], format="ISO8601")
     frame["needs_review"] = frame["needs_review"].astype(bool)
+    frame["unfamiliar"] = frame["unfamiliar"].astype("boolean").fillna(False).astype(bool)
     return frame
 
 

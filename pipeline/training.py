@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from pipeline.classify import CauseModel, ReviewPolicy, decide, policy_as_dict
 from pipeline.ingest import detect_encoding
-from pipeline.model import build_pipeline
+from pipeline.model import build_pipeline, vocabulary_coverage
 from pipeline.registry import save_artifact
 from pipeline.schemas import CAUSES, NONE_LABEL
 
@@ -56,6 +57,31 @@ def data_fingerprint(texts, labels) -> str:
     return digest.hexdigest()
 
 
+# The cause mix the default model is weighted towards: what complaints across industries look like
+# (management, process and technology dominate; customer and random are a few per cent; a share of any
+# intake is not a complaint), not the mix the labelled texts happen to have.
+TARGET_CLASS_PRIOR = {"none": 0.20, "management": 0.22, "process": 0.20, "technology": 0.17,
+                      "personnel": 0.13, "customer": 0.04, "random": 0.04}
+
+
+def training_weights(labels, sources, *, prior: dict[str, float] = TARGET_CLASS_PRIOR,
+                     synthetic_weight: float = 1.0) -> np.ndarray:
+    """Row weights under which each label carries its share of ``prior`` (labels outside it: the mean
+    share), and within a label a synthetic row counts ``synthetic_weight`` times a real one. The weights
+    average 1."""
+    labels, sources = np.asarray(labels), np.asarray(sources)
+    per_source = np.where(sources == "synthetic", synthetic_weight, 1.0)
+    present = list(np.unique(labels))
+    default_share = float(np.mean([prior[l] for l in present if l in prior])) if any(l in prior for l in present) else 1.0
+    shares = {label: prior.get(label, default_share) for label in present}
+    total = sum(shares.values())
+    weights = np.empty(len(labels))
+    for label in present:
+        rows = labels == label
+        weights[rows] = per_source[rows] * (shares[label] / total) / per_source[rows].sum()
+    return weights * len(labels)
+
+
 def classification_metrics(y_true, y_pred, labels: list[str]) -> dict:
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     return {
@@ -80,19 +106,35 @@ def bootstrap_interval(y_true, y_pred, metric, *, rounds: int = 1000, seed: int 
     return float(low), float(high)
 
 
-def out_of_fold_probabilities(pipeline, texts: list[str], labels: np.ndarray, folds: int, seed: int = 0):
-    """Out-of-fold class probabilities; columns follow ``np.unique(labels)``."""
+def out_of_fold_probabilities(pipeline, texts: list[str], labels: np.ndarray, folds: int, seed: int = 0,
+                              sample_weight: np.ndarray | None = None, groups: np.ndarray | None = None):
+    """Out-of-fold class probabilities (columns follow ``np.unique(labels)``) and each text's vocabulary
+    coverage against the fold's model (None without a character block). With ``groups`` (industries),
+    no group is in a training fold and its test fold at once: the figures of a model meeting an industry
+    it never saw."""
     classes = np.unique(labels)
     probabilities = np.zeros((len(texts), len(classes)))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    coverage = np.ones(len(texts))
+    if groups is None:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(texts, labels)
+    else:
+        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(texts, labels, groups)
     texts = np.asarray(texts, dtype=object)
-    for train_idx, test_idx in splitter.split(texts, labels):
-        fitted = clone(pipeline).fit(list(texts[train_idx]), labels[train_idx])
-        fold_classes = list(fitted.classes_)
-        fold_proba = fitted.predict_proba(list(texts[test_idx]))
-        for j, label in enumerate(fold_classes):
+    has_coverage = True
+    for train_idx, test_idx in splits:
+        fit_params = {} if sample_weight is None else {"classifier__sample_weight": sample_weight[train_idx]}
+        fitted = clone(pipeline).fit(list(texts[train_idx]), labels[train_idx], **fit_params)
+        normalised = fitted.named_steps["normalise"].transform(list(texts[test_idx]))
+        features = fitted.named_steps["features"].transform(normalised)
+        fold_proba = fitted.named_steps["classifier"].predict_proba(features)
+        fold_coverage = vocabulary_coverage(fitted, normalised, features)
+        if fold_coverage is None:
+            has_coverage = False
+        else:
+            coverage[test_idx] = fold_coverage
+        for j, label in enumerate(fitted.classes_):
             probabilities[test_idx, list(classes).index(label)] = fold_proba[:, j]
-    return classes, probabilities
+    return classes, probabilities, (coverage if has_coverage else None)
 
 
 def choose_review_policy(probabilities: np.ndarray, y_true: np.ndarray, labels: list[str], *,
@@ -156,11 +198,36 @@ def evaluation_mask(frame: pd.DataFrame) -> np.ndarray:
     return (frame["source"] != "synthetic").to_numpy()
 
 
+UNFAMILIAR_COVERAGE_PERCENTILE = 10  # texts below this percentile of cross-validated coverage are unfamiliar
+UNFAMILIAR_BATCH_SHARE = 0.3  # 3× the share expected of familiar text
+
+
+def choose_familiarity(policy: ReviewPolicy, coverage: np.ndarray | None, grouped: tuple | None,
+                       review_precision: float) -> ReviewPolicy:
+    """Add the stricter bar for unfamiliar text to a policy. ``coverage``: cross-validated coverage of the
+    training texts (what familiar text looks like); ``grouped``: (probabilities, labels) predicted for
+    each industry by a model trained without it, on which the strict confidence bar is chosen."""
+    if coverage is None or grouped is None:
+        return policy
+    probabilities, y_true, classes = grouped
+    strict = choose_review_policy(probabilities, y_true, classes, target_precision=review_precision)
+    return replace(policy, unfamiliar_min_confidence=max(strict.min_confidence, policy.min_confidence),
+                   min_coverage=round(float(np.percentile(coverage, UNFAMILIAR_COVERAGE_PERCENTILE)), 4),
+                   unfamiliar_batch_share=UNFAMILIAR_BATCH_SHARE)
+
+
 def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column: str = "cause",
                 out_dir: Path | str, folds: int = 5, feature_set: str = "union+lexicon",
                 estimator: str = "logreg", engine: str = "jieba", name: str = "cause-model",
-                data_source: str = "", review_precision: float = 0.8, extra_metadata: dict | None = None) -> dict:
-    """Cross-validate, choose the review policy, fit on all rows, save a versioned artifact."""
+                data_source: str = "", review_precision: float = 0.8, weighting: str = "balanced",
+                synthetic_weight: float = 1.0, classifier_params: dict | None = None,
+                group_column: str | None = "industry", extra_metadata: dict | None = None) -> dict:
+    """Cross-validate, choose the review policy, fit on all rows, save a versioned artifact.
+
+    ``weighting``: "balanced" (every label weighs the same; any label set) or "prior" (labels weighted to
+    ``TARGET_CLASS_PRIOR``, synthetic rows ``synthetic_weight`` times a real one). With an industry column
+    of at least three industries, a second cross-validation holds out whole industries to set the bar for
+    text unlike the training data."""
     texts = frame[text_column].tolist()
     labels = frame[label_column].to_numpy()
     counts = pd.Series(labels).value_counts()
@@ -171,21 +238,46 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
         raise TrainingDataError(f"labels with fewer than {folds} examples cannot be cross-validated: "
                                 f"{too_small.to_dict()}; add examples or lower --folds")
     pipeline = build_pipeline(feature_set=feature_set, estimator=estimator, engine=engine)
+    if classifier_params:
+        pipeline.set_params(**{f"classifier__{k}": v for k, v in classifier_params.items()})
+    sample_weight = None
+    if weighting == "prior":
+        sources = frame["source"].to_numpy() if "source" in frame.columns else np.full(len(frame), "")
+        sample_weight = training_weights(labels, sources, synthetic_weight=synthetic_weight)
+        pipeline.set_params(classifier__class_weight=None)
+    elif weighting != "balanced":
+        raise ValueError(f"weighting must be 'balanced' or 'prior', got {weighting!r}")
     started = time.perf_counter()
-    classes, oof = out_of_fold_probabilities(pipeline, texts, labels, folds)
+    classes, oof, coverage = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight)
     classes = [str(c) for c in classes]
     # Synthetic rows help the model learn but never count as evidence of its quality.
     scored = evaluation_mask(frame)
     policy = choose_review_policy(oof[scored], labels[scored], classes, target_precision=review_precision)
+    grouped = None
+    groups = frame[group_column].to_numpy() if group_column and group_column in frame.columns else None
+    if groups is not None and len(set(groups)) >= max(3, folds):
+        _, grouped_oof, _ = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight,
+                                                      groups=groups)
+        grouped = (grouped_oof, labels, classes)
+    policy = choose_familiarity(policy, coverage, grouped, review_precision)
     cv_report = evaluate_predictions(decide(oof[scored], classes, policy), labels[scored], classes)
     cv_report["evaluated_rows"] = int(scored.sum())
-    fitted = clone(pipeline).fit(texts, labels)
+    if grouped is not None:
+        unseen = evaluate_predictions(decide(grouped[0], classes, replace(policy, min_confidence=policy.unfamiliar_min_confidence)),
+                                      labels, classes)
+        cv_report["industries_held_out"] = {"groups": int(len(set(groups))), "review": unseen["review"],
+                                            "macro_f1": unseen["macro_f1"], "accuracy": unseen["accuracy"]}
+    fit_params = {} if sample_weight is None else {"classifier__sample_weight": sample_weight}
+    fitted = clone(pipeline).fit(texts, labels, **fit_params)
     seconds = time.perf_counter() - started
     metadata = {
         "name": name,
         "labels": classes,
         "feature_set": feature_set,
         "estimator": estimator,
+        "classifier_params": classifier_params or {},
+        "weighting": {"scheme": weighting, **({"synthetic_weight": synthetic_weight, "prior": TARGET_CLASS_PRIOR}
+                                              if weighting == "prior" else {})},
         "segmenter_engine": engine,
         "review_policy": {**policy_as_dict(policy), "target_precision": review_precision},
         "training_rows": len(texts),

@@ -79,6 +79,7 @@ class Trends:
     examples: pd.DataFrame  # complaint_id, cause, at, channel, confidence (latest period)
     heatmaps: dict[str, pd.DataFrame]  # split column → group × cause counts over the window
     rule: TrendSettings
+    unfamiliar_share: float = 0.0  # complaints the model judged unlike its training data, share of the window
 
     @property
     def current_period(self) -> pd.Period:
@@ -324,7 +325,25 @@ def build_trends(rows: pd.DataFrame, window: Window, rule: TrendSettings, *, per
                   terms=cause_terms(frame, period, rule.top_terms),
                   examples=pick_examples(frame, current, period, rule.examples_per_cause),
                   heatmaps={column: heatmap(frame, values, causes) for column, values in groups.items()},
-                  rule=rule)
+                  rule=rule, unfamiliar_share=unfamiliar_share(frame))
+
+
+UNFAMILIAR_WARNING_SHARE = 0.2
+
+
+def unfamiliar_share(frame: pd.DataFrame) -> float:
+    if "unfamiliar" not in frame.columns or frame.empty:
+        return 0.0
+    return float(frame["unfamiliar"].fillna(False).astype(bool).mean())
+
+
+def unfamiliar_warning(result: Trends) -> str | None:
+    """Said at the top of every report format when many complaints look unlike the model's training data."""
+    if result.unfamiliar_share < UNFAMILIAR_WARNING_SHARE:
+        return None
+    return (f"{result.unfamiliar_share:.0%} of the complaints in this window look unlike the model's training data "
+            "(another industry, channel or wording). Their causes are less certain: fewer were routed without "
+            "review, and the cause shares below lean on the model's guesses for them until people review them.")
 
 
 def period_label(value: pd.Period, period: str) -> str:

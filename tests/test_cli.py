@@ -9,7 +9,8 @@ import pytest
 from pipeline.config import MODELS_DIR, PROJECT_ROOT
 
 DEFAULT_MODEL_LABELS = json.loads((MODELS_DIR / "default" / "metadata.json").read_text(encoding="utf-8"))["labels"]
-FIXED_COLUMNS = ["id", "cause", "confidence", "needs_review", "secondary_causes", "explanation", "remedy", "queue"]
+FIXED_COLUMNS = ["id", "cause", "confidence", "needs_review", "secondary_causes", "explanation", "remedy", "queue",
+                 "unfamiliar"]
 
 
 def complaints(*args, cwd=PROJECT_ROOT):
