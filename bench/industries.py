@@ -47,6 +47,7 @@ def industry_scores(y_true, decided: pd.DataFrame) -> dict:
         "causes_accuracy": float(accuracy_score(yt, yp)),
         "causes_accuracy_ci95": bootstrap_interval(yt, yp, accuracy_score),
         "macro_f1_7": float(f1_score(y_true, y_pred, labels=LABELS, average="macro", zero_division=0)),
+        "accuracy_7": float(accuracy_score(y_true, y_pred)),
         "auto_routed_rows": int(auto.sum()),
         "auto_routed_share_of_complaints": float((auto & complaints).sum() / max(complaints.sum(), 1)),
         "auto_routed_accuracy": float(right_when_auto.mean()) if auto.any() else None,
@@ -82,14 +83,15 @@ def _ci(pair) -> str:
 
 def markdown_table(results: dict[str, dict]) -> str:
     lines = ["| set | rows | complaints | six-cause macro-F1 | accuracy (complaints) | 7-label macro-F1 | "
-             "auto-routed (share of complaints) | auto-routed accuracy | non-complaints to review |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "7-label accuracy | auto-routed (share of complaints) | auto-routed accuracy | non-complaints to review |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         auto_acc = (f"{r['auto_routed_accuracy']:.3f} {_ci(r['auto_routed_accuracy_ci95'])}"
                     if r["auto_routed_accuracy"] is not None else "–")
         none_share = f"{r['none_flagged_share']:.0%}" if r["none_flagged_share"] is not None else "–"
         lines.append(f"| {name} | {r['rows']} | {r['complaints']} | {r['causes_macro_f1']:.3f} {_ci(r['causes_macro_f1_ci95'])} | "
                      f"{r['causes_accuracy']:.3f} {_ci(r['causes_accuracy_ci95'])} | {r['macro_f1_7']:.3f} | "
+                     f"{r['accuracy_7']:.3f} | "
                      f"{r['auto_routed_share_of_complaints']:.0%} | {auto_acc} | {none_share} |")
     return "\n".join(lines)
 

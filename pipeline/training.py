@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.utils.class_weight import compute_sample_weight
 
 from pipeline.classify import CauseModel, ReviewPolicy, decide, policy_as_dict
 from pipeline.ingest import detect_encoding
@@ -60,25 +62,34 @@ def data_fingerprint(texts, labels) -> str:
 # The cause mix the default model is weighted towards: what complaints across industries look like
 # (management, process and technology dominate; customer and random are a few per cent; a share of any
 # intake is not a complaint), not the mix the labelled texts happen to have.
-TARGET_CLASS_PRIOR = {"none": 0.20, "management": 0.22, "process": 0.20, "technology": 0.17,
-                      "personnel": 0.13, "customer": 0.04, "random": 0.04}
+TARGET_CLASS_PRIOR = {"none": 0.15, "management": 0.25, "process": 0.20, "technology": 0.18,
+                      "personnel": 0.14, "customer": 0.04, "random": 0.04}
 
 
 def training_weights(labels, sources, *, prior: dict[str, float] = TARGET_CLASS_PRIOR,
-                     synthetic_weight: float = 1.0) -> np.ndarray:
+                     synthetic_share: float | None = 0.5) -> np.ndarray:
     """Row weights under which each label carries its share of ``prior`` (labels outside it: the mean
-    share), and within a label a synthetic row counts ``synthetic_weight`` times a real one. The weights
-    average 1."""
+    share) and, within every label that has both, synthetic rows carry ``synthetic_share`` of the label's
+    weight and real rows the rest. The same share in every label keeps the source independent of the
+    label, so a model cannot learn "written like a synthetic text ⇒ this cause". ``None``: every row of
+    a label weighs the same. The weights average 1."""
     labels, sources = np.asarray(labels), np.asarray(sources)
-    per_source = np.where(sources == "synthetic", synthetic_weight, 1.0)
+    synthetic = sources == "synthetic"
     present = list(np.unique(labels))
-    default_share = float(np.mean([prior[l] for l in present if l in prior])) if any(l in prior for l in present) else 1.0
+    known = [prior[label] for label in present if label in prior]
+    default_share = float(np.mean(known)) if known else 1.0
     shares = {label: prior.get(label, default_share) for label in present}
     total = sum(shares.values())
     weights = np.empty(len(labels))
     for label in present:
         rows = labels == label
-        weights[rows] = per_source[rows] * (shares[label] / total) / per_source[rows].sum()
+        label_weight = shares[label] / total
+        n_synthetic, n_real = int((rows & synthetic).sum()), int((rows & ~synthetic).sum())
+        if synthetic_share is None or not n_synthetic or not n_real:
+            weights[rows] = label_weight / rows.sum()
+        else:
+            weights[rows & synthetic] = label_weight * synthetic_share / n_synthetic
+            weights[rows & ~synthetic] = label_weight * (1 - synthetic_share) / n_real
     return weights * len(labels)
 
 
@@ -106,13 +117,23 @@ def bootstrap_interval(y_true, y_pred, metric, *, rounds: int = 1000, seed: int 
     return float(low), float(high)
 
 
+def _fit_fold(pipeline, texts: np.ndarray, labels: np.ndarray, train_idx, test_idx, sample_weight):
+    fit_params = {} if sample_weight is None else {"classifier__sample_weight": sample_weight[train_idx]}
+    fitted = clone(pipeline).fit(list(texts[train_idx]), labels[train_idx], **fit_params)
+    normalised = fitted.named_steps["normalise"].transform(list(texts[test_idx]))
+    features = fitted.named_steps["features"].transform(normalised)
+    return (test_idx, fitted.classes_, fitted.named_steps["classifier"].predict_proba(features),
+            vocabulary_coverage(fitted, normalised, features))
+
+
 def out_of_fold_probabilities(pipeline, texts: list[str], labels: np.ndarray, folds: int, seed: int = 0,
-                              sample_weight: np.ndarray | None = None, groups: np.ndarray | None = None):
+                              sample_weight: np.ndarray | None = None, groups: np.ndarray | None = None,
+                              n_jobs: int = 1):
     """Out-of-fold class probabilities (columns follow ``np.unique(labels)``) and each text's vocabulary
     coverage against the fold's model (None without a character block). With ``groups`` (industries),
     no group is in a training fold and its test fold at once: the figures of a model meeting an industry
-    it never saw."""
-    classes = np.unique(labels)
+    it never saw. ``n_jobs`` folds are fitted at once."""
+    classes = list(np.unique(labels))
     probabilities = np.zeros((len(texts), len(classes)))
     coverage = np.ones(len(texts))
     if groups is None:
@@ -120,21 +141,17 @@ def out_of_fold_probabilities(pipeline, texts: list[str], labels: np.ndarray, fo
     else:
         splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(texts, labels, groups)
     texts = np.asarray(texts, dtype=object)
+    results = Parallel(n_jobs=n_jobs)(delayed(_fit_fold)(pipeline, texts, labels, train_idx, test_idx, sample_weight)
+                                      for train_idx, test_idx in splits)
     has_coverage = True
-    for train_idx, test_idx in splits:
-        fit_params = {} if sample_weight is None else {"classifier__sample_weight": sample_weight[train_idx]}
-        fitted = clone(pipeline).fit(list(texts[train_idx]), labels[train_idx], **fit_params)
-        normalised = fitted.named_steps["normalise"].transform(list(texts[test_idx]))
-        features = fitted.named_steps["features"].transform(normalised)
-        fold_proba = fitted.named_steps["classifier"].predict_proba(features)
-        fold_coverage = vocabulary_coverage(fitted, normalised, features)
+    for test_idx, fold_classes, fold_proba, fold_coverage in results:
         if fold_coverage is None:
             has_coverage = False
         else:
             coverage[test_idx] = fold_coverage
-        for j, label in enumerate(fitted.classes_):
-            probabilities[test_idx, list(classes).index(label)] = fold_proba[:, j]
-    return classes, probabilities, (coverage if has_coverage else None)
+        for j, label in enumerate(fold_classes):
+            probabilities[test_idx, classes.index(label)] = fold_proba[:, j]
+    return np.asarray(classes), probabilities, (coverage if has_coverage else None)
 
 
 def choose_review_policy(probabilities: np.ndarray, y_true: np.ndarray, labels: list[str], *,
@@ -220,12 +237,12 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
                 out_dir: Path | str, folds: int = 5, feature_set: str = "union+lexicon",
                 estimator: str = "logreg", engine: str = "jieba", name: str = "cause-model",
                 data_source: str = "", review_precision: float = 0.8, weighting: str = "balanced",
-                synthetic_weight: float = 1.0, classifier_params: dict | None = None,
-                group_column: str | None = "industry", extra_metadata: dict | None = None) -> dict:
+                synthetic_share: float | None = 0.5, classifier_params: dict | None = None,
+                group_column: str | None = "industry", n_jobs: int = 1, extra_metadata: dict | None = None) -> dict:
     """Cross-validate, choose the review policy, fit on all rows, save a versioned artifact.
 
     ``weighting``: "balanced" (every label weighs the same; any label set) or "prior" (labels weighted to
-    ``TARGET_CLASS_PRIOR``, synthetic rows ``synthetic_weight`` times a real one). With an industry column
+    ``TARGET_CLASS_PRIOR``, synthetic rows ``synthetic_share`` of each label's weight). With an industry column
     of at least three industries, a second cross-validation holds out whole industries to set the bar for
     text unlike the training data."""
     texts = frame[text_column].tolist()
@@ -240,15 +257,19 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
     pipeline = build_pipeline(feature_set=feature_set, estimator=estimator, engine=engine)
     if classifier_params:
         pipeline.set_params(**{f"classifier__{k}": v for k, v in classifier_params.items()})
-    sample_weight = None
+    has_class_weight = "class_weight" in pipeline.named_steps["classifier"].get_params()
     if weighting == "prior":
         sources = frame["source"].to_numpy() if "source" in frame.columns else np.full(len(frame), "")
-        sample_weight = training_weights(labels, sources, synthetic_weight=synthetic_weight)
-        pipeline.set_params(classifier__class_weight=None)
-    elif weighting != "balanced":
+        sample_weight = training_weights(labels, sources, synthetic_share=synthetic_share)
+        if has_class_weight:
+            pipeline.set_params(classifier__class_weight=None)
+    elif weighting == "balanced":
+        sample_weight = None if has_class_weight else compute_sample_weight("balanced", labels)
+    else:
         raise ValueError(f"weighting must be 'balanced' or 'prior', got {weighting!r}")
     started = time.perf_counter()
-    classes, oof, coverage = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight)
+    classes, oof, coverage = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight,
+                                                       n_jobs=n_jobs)
     classes = [str(c) for c in classes]
     # Synthetic rows help the model learn but never count as evidence of its quality.
     scored = evaluation_mask(frame)
@@ -257,7 +278,7 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
     groups = frame[group_column].to_numpy() if group_column and group_column in frame.columns else None
     if groups is not None and len(set(groups)) >= max(3, folds):
         _, grouped_oof, _ = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight,
-                                                      groups=groups)
+                                                      groups=groups, n_jobs=n_jobs)
         grouped = (grouped_oof, labels, classes)
     policy = choose_familiarity(policy, coverage, grouped, review_precision)
     cv_report = evaluate_predictions(decide(oof[scored], classes, policy), labels[scored], classes)
@@ -276,7 +297,7 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
         "feature_set": feature_set,
         "estimator": estimator,
         "classifier_params": classifier_params or {},
-        "weighting": {"scheme": weighting, **({"synthetic_weight": synthetic_weight, "prior": TARGET_CLASS_PRIOR}
+        "weighting": {"scheme": weighting, **({"synthetic_share": synthetic_share, "prior": TARGET_CLASS_PRIOR}
                                               if weighting == "prior" else {})},
         "segmenter_engine": engine,
         "review_policy": {**policy_as_dict(policy), "target_precision": review_precision},
