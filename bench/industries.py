@@ -21,6 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from pipeline.classify import CauseModel, classify_texts, load_trained_model
 from pipeline.config import DATA_DIR, MODELS_DIR
 from pipeline.devsets import load_dev_sets
+from pipeline.model import use_segmenter_engine
 from pipeline.schemas import CAUSES, NONE_LABEL
 from pipeline.training import bootstrap_interval, read_labelled
 
@@ -100,8 +101,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=str(MODELS_DIR / "default"))
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--engine", choices=("jieba", "rjieba"), help="segment with this engine instead of the trained one")
     args = parser.parse_args()
     model = load_trained_model(args.model)
+    if args.engine and use_segmenter_engine(model.estimator, args.engine):
+        model.version = f"{model.version}+{args.engine}"
     results = score_model(model, evaluation_sets())
     print(f"model {model.version}\n")
     print(markdown_table(results))

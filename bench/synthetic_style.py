@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.model_selection import cross_val_predict
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 
 from pipeline.config import DATA_DIR
@@ -28,8 +28,10 @@ def cause_information(style_score: np.ndarray, labels: np.ndarray, weights: np.n
     prior = np.array([weights[labels == c].sum() for c in classes]) / weights.sum()
     baseline = log_loss(labels, np.tile(prior, (len(labels), 1)), labels=classes, sample_weight=weights)
     model = LogisticRegression(max_iter=1000)
-    features = style_score.reshape(-1, 1)
-    predicted = cross_val_predict(model, features, labels, cv=5, method="predict_proba",
+    bins = np.minimum((style_score * 10).astype(int), 9)  # ten bins: any shape of dependence, not just a slope
+    features = np.eye(10)[bins]
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    predicted = cross_val_predict(model, features, labels, cv=folds, method="predict_proba",
                                   params={"sample_weight": weights})
     return float(1 - log_loss(labels, predicted, labels=classes, sample_weight=weights) / baseline)
 
@@ -40,7 +42,8 @@ def main() -> None:
     is_synthetic = (train["source"] == "synthetic").to_numpy()
     style = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True),
                           LogisticRegression(C=3, max_iter=2000))
-    style_score = cross_val_predict(style, texts, is_synthetic, cv=5, method="predict_proba")[:, 1]
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    style_score = cross_val_predict(style, texts, is_synthetic, cv=folds, method="predict_proba")[:, 1]
     print(f"{len(train)} training rows, {is_synthetic.sum()} synthetic")
     print(f"style classifier (synthetic vs real), out-of-fold ROC AUC: {roc_auc_score(is_synthetic, style_score):.3f}")
     raw = cause_information(style_score, labels, np.ones(len(labels)))

@@ -30,12 +30,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", default="union+lexicon")
     parser.add_argument("--estimator", default="two-stage")  # chosen per industry (models/default/MODEL_CARD.md)
+    parser.add_argument("--engine", default="rjieba", help="segmenter the model is trained with (the default engine)")
     args = parser.parse_args()
     out_dir = MODELS_DIR / "default"
     train = read_labelled(DATA_DIR / "training" / "train.csv")
     heldout = read_labelled(DATA_DIR / "training" / "heldout.csv")
     started = time.perf_counter()
-    metadata = train_model(train, out_dir=out_dir, feature_set=args.features, estimator=args.estimator,
+    metadata = train_model(train, out_dir=out_dir, feature_set=args.features, estimator=args.estimator, engine=args.engine,
                            name="cause-model", data_source="data/training/train.csv", weighting="prior",
                            review_precision=REVIEW_PRECISION, n_jobs=2)
     print(f"trained {metadata['version']} in {time.perf_counter() - started:.0f} s")

