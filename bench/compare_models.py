@@ -1,8 +1,10 @@
-"""Compare the lexicon baseline and feature × estimator choices by 5-fold cross-validated macro-F1.
+"""Compare training recipes per industry: each is fitted on data/training/train.csv and scored on the dev
+industries (bench.industries) and the held-out real reviews — never judged by in-domain cross-validation.
 
-Trains on data/training/train.csv (real + synthetic), scores only the real rows of each held-out fold.
-Writes models/default/comparison.{json,md}; the model card quotes the table.
-    python -m bench.compare_models [--folds 5] [--jobs 2]
+    python -m bench.compare_models [--engine rjieba]
+
+Writes models/default/comparison.{json,md}; the model card quotes the table. The review flag uses one
+fixed policy for every recipe (confidence ≥ 0.5), so the columns compare the models, not their thresholds.
 """
 from __future__ import annotations
 
@@ -11,17 +13,25 @@ import json
 import time
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.metrics import accuracy_score, f1_score
 
-from pipeline.classify import ReviewPolicy, decide, load_lexicon_model
+from bench.industries import evaluation_sets, score_model
+from pipeline.classify import CauseModel, ReviewPolicy, load_lexicon_model
 from pipeline.config import DATA_DIR, MODELS_DIR
-from pipeline.model import ESTIMATORS, FEATURE_SETS, build_pipeline
+from pipeline.model import build_pipeline
 from pipeline.schemas import CAUSES
-from pipeline.training import evaluation_mask, out_of_fold_probabilities, read_labelled
+from pipeline.training import read_labelled, training_weights
+
+# name → (estimator, weighting): the recipes this session chose between
+RECIPES = {
+    "logreg, balanced labels (the November recipe)": ("logreg", "balanced"),
+    "logreg, label prior + synthetic half of each label": ("logreg", "prior"),
+    "two-stage, label prior + synthetic half of each label (shipped)": ("two-stage", "prior"),
+}
 
 
 def scores(y_true, y_pred, labels) -> dict:
+    """Accuracy and macro-F1 over all labels, and over the six causes on the complaints only."""
     complaints = np.isin(y_true, CAUSES)
     return {
         "accuracy": accuracy_score(y_true, y_pred),
@@ -32,39 +42,43 @@ def scores(y_true, y_pred, labels) -> dict:
     }
 
 
-def evaluate_config(feature_set, estimator, texts, labels, scored, folds):
-    started = time.perf_counter()
-    classes, oof, _ = out_of_fold_probabilities(build_pipeline(feature_set=feature_set, estimator=estimator),
-                                             texts, labels, folds)
-    predicted = decide(oof, [str(c) for c in classes], ReviewPolicy())["cause"].to_numpy()
-    result = scores(labels[scored], predicted[scored], sorted(set(labels)))
-    return {"features": feature_set, "estimator": estimator, **result,
-            "seconds": round(time.perf_counter() - started, 1)}
+def fit_recipe(train, estimator: str, weighting: str, engine: str):
+    pipeline = build_pipeline(estimator=estimator, engine=engine)
+    if weighting == "balanced":
+        return pipeline.fit(train["text"].tolist(), train["cause"].to_numpy())
+    if "class_weight" in pipeline.named_steps["classifier"].get_params():
+        pipeline.set_params(classifier__class_weight=None)
+    weights = training_weights(train["cause"].to_numpy(), train["source"].to_numpy())
+    return pipeline.fit(train["text"].tolist(), train["cause"].to_numpy(), classifier__sample_weight=weights)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--engine", default="rjieba")
     args = parser.parse_args()
-    frame = read_labelled(DATA_DIR / "training" / "train.csv")
-    texts, labels, scored = frame["text"].tolist(), frame["cause"].to_numpy(), evaluation_mask(frame)
-    lexicon = load_lexicon_model()
-    lexicon_pred = decide(lexicon.predict_proba(texts), lexicon.labels, lexicon.policy)["cause"].to_numpy()
-    rows = [{"features": "lexicon (no training)", "estimator": "rules",
-             **scores(labels[scored], lexicon_pred[scored], sorted(set(labels))), "seconds": 0.0}]
-    rows += Parallel(n_jobs=args.jobs)(delayed(evaluate_config)(f, e, texts, labels, scored, args.folds)
-                                       for f in FEATURE_SETS for e in ESTIMATORS)
+    train = read_labelled(DATA_DIR / "training" / "train.csv")
+    sets = evaluation_sets()
+    policy = ReviewPolicy(min_confidence=0.5)
+    results = {"lexicon (no training)": score_model(load_lexicon_model(), sets)}
+    for name, (estimator, weighting) in RECIPES.items():
+        started = time.perf_counter()
+        fitted = fit_recipe(train, estimator, weighting, args.engine)
+        results[name] = score_model(CauseModel(fitted, version=name, policy=policy, kind="model"), sets)
+        print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
     out_dir = MODELS_DIR / "default"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "comparison.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    lines = [f"{args.folds}-fold cross-validation on data/training/train.csv, scored on its {int(scored.sum())} "
-             "real rows (synthetic rows train only).", "",
-             "| features | estimator | macro-F1 (7 labels) | accuracy | macro-F1 (6 causes) | accuracy (complaints) | seconds |",
-             "|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: -r["macro_f1"]):
-        lines.append(f"| {r['features']} | {r['estimator']} | {r['macro_f1']:.3f} | {r['accuracy']:.3f} | "
-                     f"{r['causes_macro_f1']:.3f} | {r['causes_accuracy']:.3f} | {r['seconds']} |")
+    (out_dir / "comparison.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    industries = [name for name in next(iter(results.values())) if name != "all dev industries"]
+    lines = [f"Each recipe fitted on data/training/train.csv ({len(train)} rows) and scored on real complaints it never "
+             "saw: six-cause macro-F1 on the complaints of each dev industry and the held-out reviews; then, for the "
+             "dev industries together, accuracy on complaints, 7-label macro-F1 and the share routed without review "
+             "(confidence ≥ 0.5) with its accuracy.", "",
+             "| recipe | " + " | ".join(industries) + " | all dev: six-cause macro-F1 | accuracy | 7-label macro-F1 | routed | right |",
+             "|---|" + "---|" * (len(industries) + 5)]
+    for name, by_set in results.items():
+        pooled = by_set["all dev industries"]
+        lines.append(f"| {name} | " + " | ".join(f"{by_set[s]['causes_macro_f1']:.3f}" for s in industries)
+                     + f" | {pooled['causes_macro_f1']:.3f} | {pooled['causes_accuracy']:.3f} | {pooled['macro_f1_7']:.3f} | "
+                     f"{pooled['auto_routed_share_of_complaints']:.0%} | {pooled['auto_routed_accuracy'] or 0:.3f} |")
     (out_dir / "comparison.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

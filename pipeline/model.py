@@ -140,6 +140,14 @@ def feature_names(pipeline: Pipeline) -> np.ndarray:
     return np.asarray(names, dtype=object)
 
 
+def _cached_feature_names(pipeline: Pipeline) -> np.ndarray:
+    """Feature names, built once per fitted pipeline and process (hundreds of thousands of them)."""
+    classifier = pipeline.named_steps["classifier"]
+    if getattr(classifier, "explained_feature_names_", None) is None:
+        classifier.explained_feature_names_ = feature_names(pipeline)
+    return classifier.explained_feature_names_
+
+
 def class_weights_matrix(classifier) -> np.ndarray:
     """(n_classes, n_features) weights whose product with a feature row says how much each feature
     pushed each class: coefficients for linear models, log-probabilities for naive Bayes."""
@@ -161,7 +169,7 @@ def explain_from_features(pipeline: Pipeline, features, labels, normalised_texts
     weights = class_weights_matrix(classifier)
     if weights.shape[0] == 1:  # binary logistic regression keeps one row for the positive class
         weights = np.vstack([-weights[0], weights[0]])
-    names = feature_names(pipeline)
+    names = _cached_feature_names(pipeline)
     blocks = dict(pipeline.named_steps["features"].transformer_list)
     lexicon = blocks["lexicon"].lexicon_ if "lexicon" in blocks else None
     explanations = []
@@ -220,12 +228,21 @@ def vocabulary_coverage(pipeline: Pipeline, normalised_texts, features) -> np.nd
                 for gram, column in block.vocabulary_.items():
                     lengths[column] = len(gram)
                 block.multi_char_columns_ = np.flatnonzero(lengths >= 2)
-            analyse = block.build_analyzer()
-            known = (sparse.csr_matrix(features)[:, offset + block.multi_char_columns_] != 0).sum(axis=1).A1
-            seen = np.array([len({g for g in analyse(text) if len(g) >= 2}) for text in normalised_texts])
+            features = sparse.csr_matrix(features)
+            is_multi_char = np.zeros(features.shape[1])
+            is_multi_char[offset + block.multi_char_columns_] = 1.0
+            known = (features != 0) @ is_multi_char
+            seen = np.array([_distinct_multi_char_grams(text) for text in normalised_texts])
             return np.where(seen > 0, known / np.maximum(seen, 1), 1.0)
         offset += _block_width(name, block)
     return None
+
+
+def _distinct_multi_char_grams(text: str) -> int:
+    """Distinct character 2- and 3-grams as the character vectoriser sees the text (lower case, runs of
+    white space as one space)."""
+    text = " ".join(text.lower().split())
+    return len({text[i:i + 2] for i in range(len(text) - 1)} | {text[i:i + 3] for i in range(len(text) - 2)})
 
 
 def _block_width(name: str, block) -> int:

@@ -82,6 +82,37 @@ def _policy_lines(policy: dict) -> list[str]:
     return lines
 
 
+def _weaknesses(model_dir: Path, causes: dict) -> list[str]:
+    lines = []
+    path = model_dir / "industry_metrics.json"
+    if path.exists():
+        pooled = json.loads(path.read_text(encoding="utf-8"))["industries"].get("all dev industries")
+        if pooled:
+            lines += [
+                f"- **Below the product's bar on industries without real training text** (six-cause macro-F1 ≥ 0.70; "
+                f"≥ 85% right among ≥ 30% of complaints routed without review): on the dev industries together "
+                f"{pooled['causes_macro_f1']:.3f} macro-F1, {pooled['causes_accuracy']:.1%} of complaints right, "
+                f"{pooled['auto_routed_share_of_complaints']:.0%} routed without review at "
+                f"{pooled['auto_routed_accuracy']:.1%}. Most errors are complaints taken for `none` (they go to review, "
+                "not to a wrong team) and the rare causes: `customer` (a customer's own slip in a shop chat) and `random`.",
+                "- Confidence ranks right and wrong answers less well on unfamiliar text, so the unfamiliar-text bar sends",
+                "  most of such a run to review: safe, but little is routed automatically until the company's own labels",
+                "  are added (`complaints review export`, `review import`, `train`).",
+            ]
+    lines += [
+        f"- On the held-out real reviews: six-cause macro-F1 {causes['macro_f1']:.3f}, accuracy on complaints "
+        f"{causes['accuracy']:.1%}; two independent annotators agreed on 78–96% of complaints in their samples",
+        "  (data/labels/README.md, data/devsets/README.md).",
+        "- `customer` and `random` are rare in real text (a handful each in the held-out set and the dev sets), so",
+        "  their scores have wide intervals; most of their training examples are synthetic.",
+        "- Long texts that list several failures are hard: the primary cause is the one the text stresses most, and",
+        "  the model often picks another listed failure (it usually appears among the secondary causes).",
+        "- Synthetic training text is cleaner and more typical than real complaints; real text of the same industry",
+        "  scores lower than the industry-held-out cross-validation suggests.",
+    ]
+    return lines
+
+
 def write_model_card(model_dir: Path) -> Path:
     metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
     heldout = json.loads((model_dir / "heldout_metrics.json").read_text(encoding="utf-8"))
@@ -154,20 +185,7 @@ def write_model_card(model_dir: Path) -> Path:
         "[bench/RESULTS.md](../../bench/RESULTS.md).",
         "",
         "## Known weaknesses",
-        f"- **Below the product's quality bar** (six-cause macro-F1 ≥ 0.80, accuracy on complaints ≥ 85%): held-out "
-        f"{causes['macro_f1']:.3f} and {causes['accuracy']:.1%}. Two independent annotators agreed on 78–88% of the",
-        "  complaints in their samples (data/labels/README.md), so 85% is close to human agreement on these texts.",
-        "  Keep people in the loop: auto-route only what the review policy lets through.",
-        "- `customer` and `random` are rare in real reviews (a handful each in the held-out set), so their held-out",
-        "  scores have wide intervals; most of their training examples are synthetic.",
-        "- Long reviews that list several failures are hard: the primary cause is the one the text stresses most, and",
-        "  the model often picks another listed failure (it usually appears among the secondary causes).",
-        "- `technology` vs `none` for laptops (a defect vs a disliked feature, rule 17) and `management` vs `technology`",
-        "  for star-rating complaints are the most frequent confusions; two human annotators disagreed on the same pairs.",
-        "- Real training texts come from three industries; other industries rely on the lexicon and synthetic texts.",
-        "  Leaving hotel reviews out of training drops hotel accuracy on complaints from 0.62 to 0.45",
-        "  (`bench.domain_shift`): expect less on a new service industry until its reviewed labels are added.",
-        "  Retrain with the company's own reviewed labels (`complaints review import`, `complaints train`).",
+        *_weaknesses(model_dir, causes),
         "",
     ]
     path = model_dir / "MODEL_CARD.md"
