@@ -136,7 +136,8 @@ def write_model_card(model_dir: Path) -> Path:
         "",
         "## Model",
         f"- One scikit-learn Pipeline: normalise (NFKC, 繁→简, HTML/URL/ticket-noise removal, PII masks) → features "
-        f"`{metadata['feature_set']}` (jieba word 1–2-gram TF-IDF with the shipped user dictionary, character 1–3-gram "
+        f"`{metadata['feature_set']}` (word 1–2-gram TF-IDF over {metadata.get('segmenter_engine', 'jieba')} segmentation "
+        "with jieba's dictionary and the shipped user dictionary, character 1–3-gram "
         f"TF-IDF, log-scaled cause-lexicon scores) → `{metadata['estimator']}`"
         + (" (one logistic regression decides complaint or not, a second which cause; P(cause) = (1 − P(none)) · "
            "P(cause | complaint))" if metadata["estimator"] == "two-stage" else "") + ".",
