@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pipeline import store
-from pipeline.schemas import QUARANTINE_ADVICE, QuarantinedRow
+from pipeline.schemas import QUARANTINE_ADVICE, UNFAMILIAR_NOTE_SHARE, QuarantinedRow
 
 QUARANTINE_FILE_COLUMNS = ["source", "row", "column", "reason", "detail", "what_to_do", "raw"]
 
@@ -61,7 +61,7 @@ def run_summary(engine: sa.Engine, run_id: str, settings, quarantine_file: Path 
 
 def familiarity_note(unfamiliar: int, classified: int) -> str | None:
     """What a person should know when many of a run's complaints look unlike the model's training data."""
-    if not classified or unfamiliar / classified < 0.2:
+    if not classified or unfamiliar / classified <= UNFAMILIAR_NOTE_SHARE:
         return None
     return (f"{unfamiliar} of {classified} complaints ({unfamiliar / classified:.0%}) look unlike the model's training "
             "data (another industry, channel or wording): they were routed without review only at a higher "

@@ -6,6 +6,9 @@ from enum import StrEnum
 
 CAUSES: tuple[str, ...] = ("personnel", "process", "technology", "management", "customer", "random")
 NONE_LABEL = "none"  # not a service-failure complaint: goes to manual review, never a cause
+# Runs and trend reports warn when more than this share of complaints looks unlike the training data
+# (about a tenth of the model's own kind of text does; the model's review policy uses the same share).
+UNFAMILIAR_NOTE_SHARE = 0.3
 CAUSE_NAMES_ZH = {
     "personnel": "人员", "process": "流程", "technology": "技术", "management": "管理",
     "customer": "顾客", "random": "随机因素", NONE_LABEL: "非投诉/待人工",

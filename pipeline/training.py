@@ -23,7 +23,7 @@ from pipeline.classify import CauseModel, ReviewPolicy, decide, policy_as_dict
 from pipeline.ingest import detect_encoding
 from pipeline.model import build_pipeline, vocabulary_coverage
 from pipeline.registry import save_artifact
-from pipeline.schemas import CAUSES, NONE_LABEL
+from pipeline.schemas import CAUSES, NONE_LABEL, UNFAMILIAR_NOTE_SHARE
 
 
 class TrainingDataError(ValueError):
@@ -216,7 +216,7 @@ def evaluation_mask(frame: pd.DataFrame) -> np.ndarray:
 
 
 UNFAMILIAR_COVERAGE_PERCENTILE = 10  # texts below this percentile of cross-validated coverage are unfamiliar
-UNFAMILIAR_BATCH_SHARE = 0.3  # 3× the share expected of familiar text
+UNFAMILIAR_BATCH_SHARE = UNFAMILIAR_NOTE_SHARE  # 3× the share expected of familiar text
 MIN_REAL_ROWS_FOR_BAR = 200
 
 

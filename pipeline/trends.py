@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.config import TrendSettings
-from pipeline.schemas import CAUSES, NONE_LABEL
+from pipeline.schemas import CAUSES, NONE_LABEL, UNFAMILIAR_NOTE_SHARE
 
 PERIOD_FREQUENCIES = {"day": "D", "week": "W-SUN", "month": "M"}  # weeks run Monday to Sunday
 OVERALL = "all"  # scope and group of the rows that are not split
@@ -328,9 +328,6 @@ def build_trends(rows: pd.DataFrame, window: Window, rule: TrendSettings, *, per
                   rule=rule, unfamiliar_share=unfamiliar_share(frame))
 
 
-UNFAMILIAR_WARNING_SHARE = 0.2
-
-
 def unfamiliar_share(frame: pd.DataFrame) -> float:
     if "unfamiliar" not in frame.columns or frame.empty:
         return 0.0
@@ -339,7 +336,7 @@ def unfamiliar_share(frame: pd.DataFrame) -> float:
 
 def unfamiliar_warning(result: Trends) -> str | None:
     """Said at the top of every report format when many complaints look unlike the model's training data."""
-    if result.unfamiliar_share < UNFAMILIAR_WARNING_SHARE:
+    if result.unfamiliar_share <= UNFAMILIAR_NOTE_SHARE:
         return None
     return (f"{result.unfamiliar_share:.0%} of the complaints in this window look unlike the model's training data "
             "(another industry, channel or wording). Their causes are less certain: fewer were routed without "
