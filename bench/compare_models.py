@@ -20,7 +20,7 @@ from pipeline.classify import CauseModel, ReviewPolicy, load_lexicon_model
 from pipeline.config import DATA_DIR, MODELS_DIR
 from pipeline.model import build_pipeline
 from pipeline.schemas import CAUSES
-from pipeline.training import read_labelled, training_weights
+from pipeline.training import apply_weighting, read_labelled
 
 # name → (estimator, weighting): the recipes this session chose between
 RECIPES = {
@@ -44,12 +44,9 @@ def scores(y_true, y_pred, labels) -> dict:
 
 def fit_recipe(train, estimator: str, weighting: str, engine: str):
     pipeline = build_pipeline(estimator=estimator, engine=engine)
-    if weighting == "balanced":
-        return pipeline.fit(train["text"].tolist(), train["cause"].to_numpy())
-    if "class_weight" in pipeline.named_steps["classifier"].get_params():
-        pipeline.set_params(classifier__class_weight=None)
-    weights = training_weights(train["cause"].to_numpy(), train["source"].to_numpy())
-    return pipeline.fit(train["text"].tolist(), train["cause"].to_numpy(), classifier__sample_weight=weights)
+    labels = train["cause"].to_numpy()
+    weights = apply_weighting(pipeline, labels, train["source"].to_numpy(), weighting)
+    return pipeline.fit(train["text"].tolist(), labels, **({} if weights is None else {"classifier__sample_weight": weights}))
 
 
 def main() -> None:

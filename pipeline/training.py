@@ -93,6 +93,20 @@ def training_weights(labels, sources, *, prior: dict[str, float] = TARGET_CLASS_
     return weights * len(labels)
 
 
+def apply_weighting(pipeline, labels, sources, weighting: str = "prior",
+                    synthetic_share: float | None = 0.5) -> np.ndarray | None:
+    """The sample weights to fit ``pipeline`` with ("balanced": every label alike; "prior":
+    ``training_weights``), switching off the classifier's own class weights where the rows carry them."""
+    has_class_weight = "class_weight" in pipeline.named_steps["classifier"].get_params()
+    if weighting == "prior":
+        if has_class_weight:
+            pipeline.set_params(classifier__class_weight=None)
+        return training_weights(labels, sources, synthetic_share=synthetic_share)
+    if weighting == "balanced":
+        return None if has_class_weight else compute_sample_weight("balanced", labels)
+    raise ValueError(f"weighting must be 'balanced' or 'prior', got {weighting!r}")
+
+
 def classification_metrics(y_true, y_pred, labels: list[str]) -> dict:
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     return {
@@ -255,16 +269,8 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
         raise TrainingDataError(f"labels with fewer than {folds} examples cannot be cross-validated: "
                                 f"{too_small.to_dict()}; add examples or lower --folds")
     pipeline = build_pipeline(feature_set=feature_set, estimator=estimator, engine=engine)
-    has_class_weight = "class_weight" in pipeline.named_steps["classifier"].get_params()
-    if weighting == "prior":
-        sources = frame["source"].to_numpy() if "source" in frame.columns else np.full(len(frame), "")
-        sample_weight = training_weights(labels, sources, synthetic_share=synthetic_share)
-        if has_class_weight:
-            pipeline.set_params(classifier__class_weight=None)
-    elif weighting == "balanced":
-        sample_weight = None if has_class_weight else compute_sample_weight("balanced", labels)
-    else:
-        raise ValueError(f"weighting must be 'balanced' or 'prior', got {weighting!r}")
+    sources = frame["source"].to_numpy() if "source" in frame.columns else np.full(len(frame), "")
+    sample_weight = apply_weighting(pipeline, labels, sources, weighting, synthetic_share)
     started = time.perf_counter()
     classes, oof, coverage = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight,
                                                        n_jobs=n_jobs)
