@@ -66,15 +66,17 @@ def evaluation_sets() -> dict[str, pd.DataFrame]:
 
 
 def score_model(model: CauseModel, sets: dict[str, pd.DataFrame]) -> dict[str, dict]:
-    results = {}
+    """Each set classified as one batch (as a run of that industry would be); the dev industries together
+    are the union of their sets' decisions."""
+    results, decisions = {}, {}
     for name, rows in sets.items():
-        decided = classify_texts(model, rows["text"].tolist())
-        results[name] = industry_scores(rows["cause"].to_numpy(), decided)
+        decisions[name] = classify_texts(model, rows["text"].tolist())
+        results[name] = industry_scores(rows["cause"].to_numpy(), decisions[name])
     unseen = [name for name in sets if name != "reviews (held-out)"]
     if unseen:
-        pooled = pd.concat([sets[name] for name in unseen], ignore_index=True)
-        results["all dev industries"] = industry_scores(pooled["cause"].to_numpy(),
-                                                        classify_texts(model, pooled["text"].tolist()))
+        results["all dev industries"] = industry_scores(
+            np.concatenate([sets[name]["cause"].to_numpy() for name in unseen]),
+            pd.concat([decisions[name] for name in unseen], ignore_index=True))
     return results
 
 

@@ -223,15 +223,13 @@ def vocabulary_coverage(pipeline: Pipeline, normalised_texts, features) -> np.nd
     offset = 0
     for name, block in pipeline.named_steps["features"].transformer_list:
         if name == "chars":
-            if not hasattr(block, "multi_char_columns_"):  # cached on the fitted vectoriser, once per process
-                lengths = np.zeros(len(block.vocabulary_), dtype=int)
-                for gram, column in block.vocabulary_.items():
-                    lengths[column] = len(gram)
-                block.multi_char_columns_ = np.flatnonzero(lengths >= 2)
             features = sparse.csr_matrix(features)
-            is_multi_char = np.zeros(features.shape[1])
-            is_multi_char[offset + block.multi_char_columns_] = 1.0
-            known = (features != 0) @ is_multi_char
+            if getattr(block, "multi_char_mask_", None) is None:  # cached on the fitted vectoriser, once per process
+                mask = np.zeros(features.shape[1])
+                for gram, column in block.vocabulary_.items():
+                    mask[offset + column] = float(len(gram) >= 2)
+                block.multi_char_mask_ = mask
+            known = (features != 0) @ block.multi_char_mask_
             seen = np.array([_distinct_multi_char_grams(text) for text in normalised_texts])
             return np.where(seen > 0, known / np.maximum(seen, 1), 1.0)
         offset += _block_width(name, block)
