@@ -23,13 +23,9 @@ from pipeline.config import DATA_DIR, MODELS_DIR
 from pipeline.devsets import load_dev_sets
 from pipeline.model import use_segmenter_engine
 from pipeline.schemas import CAUSES, NONE_LABEL
-from pipeline.training import bootstrap_interval, read_labelled
+from pipeline.training import bootstrap_interval, cause_macro_f1, read_labelled
 
 LABELS = [*CAUSES, NONE_LABEL]
-
-
-def six_cause_f1(y_true, y_pred) -> float:
-    return f1_score(y_true, y_pred, labels=list(CAUSES), average="macro", zero_division=0)
 
 
 def industry_scores(y_true, decided: pd.DataFrame) -> dict:
@@ -43,8 +39,8 @@ def industry_scores(y_true, decided: pd.DataFrame) -> dict:
     return {
         "rows": int(len(y_true)),
         "complaints": int(complaints.sum()),
-        "causes_macro_f1": float(six_cause_f1(yt, yp)),
-        "causes_macro_f1_ci95": bootstrap_interval(yt, yp, six_cause_f1),
+        "causes_macro_f1": float(cause_macro_f1(yt, yp)),
+        "causes_macro_f1_ci95": bootstrap_interval(yt, yp, cause_macro_f1),
         "causes_accuracy": float(accuracy_score(yt, yp)),
         "causes_accuracy_ci95": bootstrap_interval(yt, yp, accuracy_score),
         "macro_f1_7": float(f1_score(y_true, y_pred, labels=LABELS, average="macro", zero_division=0)),

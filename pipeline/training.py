@@ -23,7 +23,7 @@ from pipeline.classify import CauseModel, ReviewPolicy, decide, policy_as_dict
 from pipeline.ingest import detect_encoding
 from pipeline.model import build_pipeline, vocabulary_coverage
 from pipeline.registry import save_artifact
-from pipeline.schemas import CAUSES, NONE_LABEL, UNFAMILIAR_NOTE_SHARE
+from pipeline.schemas import CAUSES, NONE_LABEL, UNFAMILIAR_NOTE_SHARE, canonical_label
 
 
 class TrainingDataError(ValueError):
@@ -48,7 +48,7 @@ def read_labelled(path: Path | str, text_column: str = "text", label_column: str
     empty = (frame[text_column].str.strip() == "") | (frame[label_column].str.strip() == "")
     frame = frame[~empty].copy()
     frame[text_column] = frame[text_column].astype(str)
-    frame[label_column] = frame[label_column].astype(str).str.strip()
+    frame[label_column] = frame[label_column].map(canonical_label)
     return frame.reset_index(drop=True)
 
 
@@ -117,6 +117,13 @@ def classification_metrics(y_true, y_pred, labels: list[str]) -> dict:
         "confusion_matrix": {"labels": labels,
                              "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
     }
+
+
+def cause_macro_f1(y_true, y_pred) -> float:
+    """Macro-F1 over the six causes that occur among the true or predicted labels (a cause an industry
+    never has and the model never predicts is left out, not scored as zero)."""
+    present = [cause for cause in CAUSES if cause in set(y_true) | set(y_pred)]
+    return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if present else 0.0
 
 
 def bootstrap_interval(y_true, y_pred, metric, *, rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -209,7 +216,7 @@ def evaluate_predictions(frame: pd.DataFrame, y_true, labels: list[str]) -> dict
     if causes:
         complaint_rows = np.isin(y_true, causes)
         yt, yp = y_true[complaint_rows], y_pred[complaint_rows]
-        cause_f1 = lambda t, p: f1_score(t, p, labels=causes, average="macro", zero_division=0)  # noqa: E731
+        cause_f1 = cause_macro_f1
         report["causes_only"] = {
             "rows": int(complaint_rows.sum()),
             "macro_f1": float(cause_f1(yt, yp)),
