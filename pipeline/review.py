@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from pipeline import store
 from pipeline.ingest import detect_encoding
 from pipeline.reserved import is_reserved
-from pipeline.schemas import CAUSES, NONE_LABEL
+from pipeline.schemas import CAUSES, NONE_LABEL, canonical_label
 
 # Exported for people: what the model said, then the columns they fill in.
 EXPORT_COLUMNS = ["complaint_id", "text", "predicted_cause", "confidence", "predicted_secondary_causes",
@@ -117,8 +117,8 @@ def import_reviews(engine: sa.Engine, path: Path | str, *, reviewer: str | None 
     problems, records = [], []
     for position, row in labelled.iterrows():
         where = f"row {position + 1}"
-        complaint_id, cause = row["complaint_id"].strip(), row["cause"].strip()
-        secondary = _labels(row.get("secondary_causes", ""))
+        complaint_id, cause = row["complaint_id"].strip(), canonical_label(row["cause"])
+        secondary = [canonical_label(label) for label in _labels(row.get("secondary_causes", ""))]
         who = row.get("reviewer", "").strip() or (reviewer or "").strip()
         if complaint_id not in stored:
             problems.append(f"{where}, column 'complaint_id': {complaint_id!r} is not a stored complaint")
