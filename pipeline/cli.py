@@ -46,19 +46,6 @@ def _quiet_prefect_env() -> None:
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 
-def _write_frame(frame: pd.DataFrame, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    suffix = output.suffix.lower()
-    if suffix == ".jsonl":
-        frame.to_json(output, orient="records", lines=True, force_ascii=False)
-    elif suffix == ".csv":
-        frame.to_csv(output, index=False, encoding="utf-8-sig")
-    elif suffix == ".xlsx":
-        frame.to_excel(output, index=False)
-    else:
-        raise UserError(f"{output}: output must end in .csv, .jsonl or .xlsx")
-
-
 @app.command()
 def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, parquet) or SQLAlchemy URL"),
         table: Optional[str] = typer.Option(None, help="table to read from a database source"),
@@ -135,6 +122,7 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     from pipeline.ingest import iter_raw_chunks, map_columns
     from pipeline.route import Router
     from pipeline.runlog import append_quarantine_file
+    from pipeline.spreadsheet import write_table
     from pipeline.validate import validate_rows
 
     settings = _settings(config, classifier="lexicon" if lexicon else None)
@@ -158,7 +146,7 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     frame = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     columns = CLASSIFY_COLUMNS + [c for c in frame.columns if c.startswith("p_")]
     frame = frame[columns] if len(frame) else pd.DataFrame(columns=CLASSIFY_COLUMNS + [f"p_{l}" for l in cause_model.labels])
-    _write_frame(frame, output)
+    write_table(frame, output)
     console.print(f"classified {len(frame)} rows with {cause_model.version} → {output}")
     if quarantined:
         report = output.with_name(output.stem + ".invalid.csv")
@@ -340,13 +328,14 @@ def main() -> None:
     from pipeline.ingest import SourceError
     from pipeline.registry import ModelIntegrityError
     from pipeline.runlock import RunLockedError
+    from pipeline.spreadsheet import TableFormatError
     from pipeline.training import TrainingDataError
 
     try:
         exit_code = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as its return value
         if isinstance(exit_code, int) and exit_code:
             sys.exit(exit_code)
-    except (UserError, ConfigError, SourceError, ModelIntegrityError, TrainingDataError) as exc:
+    except (UserError, ConfigError, SourceError, ModelIntegrityError, TrainingDataError, TableFormatError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         sys.exit(1)
     except RunLockedError as exc:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from pipeline import store
 from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.spreadsheet import TableFormatError, write_table
 
 tickets_app = typer.Typer(no_args_is_help=True, help="Routed tickets: list, export, redeliver.")
 review_app = typer.Typer(no_args_is_help=True,
@@ -31,10 +32,6 @@ DeliveryOption = typer.Option(None, "--delivery", help="only tickets with a deli
 SPREADSHEET_SUFFIXES = (".csv", ".xlsx")
 
 
-class OutputFormatError(ValueError):
-    pass
-
-
 @contextmanager
 def _one_line_errors():
     from pipeline.deliver import TicketFileError
@@ -42,7 +39,7 @@ def _one_line_errors():
 
     try:
         yield
-    except (ConfigError, ReviewFileError, TicketFileError, OutputFormatError) as exc:
+    except (ConfigError, ReviewFileError, TicketFileError, TableFormatError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
@@ -53,19 +50,6 @@ def _settings(config: Optional[Path], work_dir: Optional[Path]) -> Settings:
 
 def _engine(settings: Settings):
     return store.connect(settings.resolved_database_url)
-
-
-def _write(frame: pd.DataFrame, output: Path, suffixes: tuple[str, ...]) -> None:
-    suffix = output.suffix.lower()
-    if suffix not in suffixes:
-        raise OutputFormatError(f"{output}: output must end in {' or '.join(suffixes)}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(output, index=False, encoding="utf-8-sig")  # BOM: Excel shows the Chinese text
-    elif suffix == ".xlsx":
-        frame.to_excel(output, index=False)
-    else:
-        frame.to_json(output, orient="records", lines=True, force_ascii=False)
 
 
 @tickets_app.command("list")
@@ -105,7 +89,7 @@ def tickets_export(output: Path = typer.Option(..., "--output", help=".csv, .xls
                                    delivery=delivery)
         rows = [{**flat_ticket(json.loads(payload)), "deliveries": deliveries}
                 for payload, deliveries in zip(overview["payload_json"], overview["deliveries"])]
-        _write(pd.DataFrame(rows), output, SPREADSHEET_SUFFIXES + (".jsonl",))
+        write_table(pd.DataFrame(rows), output)
     console.print(f"{len(rows)} ticket(s) → {output}")
 
 
@@ -142,7 +126,7 @@ def review_export(output: Path = typer.Option(..., "--output", help=".csv or .xl
 
     with _one_line_errors():
         frame = review_candidates(_engine(_settings(config, work_dir)), include_reviewed=include_reviewed)
-        _write(frame, output, SPREADSHEET_SUFFIXES)
+        write_table(frame, output, SPREADSHEET_SUFFIXES)
     console.print(f"{len(frame)} item(s) to review → {output}; fill in 'cause' (and optionally "
                   "secondary_causes, reviewer, note), then `complaints review import`")
 
@@ -170,6 +154,6 @@ def review_export_labelled(output: Path = typer.Option(..., "--output", help=".c
 
     with _one_line_errors():
         frame, reserved = labelled_rows(_engine(_settings(config, work_dir)))
-        _write(frame, output, (".csv",))
+        write_table(frame, output, (".csv",))
     console.print(f"{len(frame)} labelled row(s) → {output}"
                   + (f"; {reserved} left out (evaluation reserve)" if reserved else ""))

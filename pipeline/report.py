@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from pipeline import store, trends
 from pipeline.config import Settings
 from pipeline.schemas import CAUSE_NAMES_ZH, NONE_LABEL
+from pipeline.spreadsheet import excel_safe, excel_writer
 from pipeline.trends import OVERALL, TrendError, Trends, period_label
 
 REPORT_FORMATS = ("html", "xlsx", "md")
@@ -33,7 +34,6 @@ EXAMPLE_CHARS = 400
 HEATMAP_ROWS = 25
 HEATMAP_MIN_RESIDUAL = 2.0  # |observed − expected| / √expected a heatmap cell needs to be coloured
 EXCEL_MAX_ROWS = 1_048_576
-EXCEL_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
 
 
 @dataclass(frozen=True)
@@ -289,9 +289,9 @@ def write_workbook(report: TrendReport, path: Path) -> None:
     if too_long:
         raise TrendError(f"{path}: the sheets {too_long} would pass Excel's {EXCEL_MAX_ROWS:,} rows; "
                          "choose a longer --period, a shorter window or a --by column with fewer values")
-    with pd.ExcelWriter(path, engine="xlsxwriter", engine_kwargs={"options": EXCEL_OPTIONS}) as writer:
+    with excel_writer(path) as writer:
         for name, frame in sheets.items():
-            frame.to_excel(writer, sheet_name=name, index=False)
+            excel_safe(frame).to_excel(writer, sheet_name=name, index=False)
             sheet = writer.sheets[name]
             sheet.freeze_panes(1, 0)
             sheet.set_column(0, max(len(frame.columns) - 1, 0), 14)
