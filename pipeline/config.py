@@ -6,12 +6,13 @@ the file, so secrets such as webhook tokens and database passwords never need to
 """
 from __future__ import annotations
 
+import codecs
 import os
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
@@ -74,6 +75,7 @@ class Settings(BaseModel):
     remedies_path: Path = DATA_DIR / "routing" / "remedies.toml"
     escalation_path: Path = DATA_DIR / "routing" / "escalation.toml"
     columns: ColumnMapping = ColumnMapping()
+    encoding: str | None = Field(default=None, description="of CSV/TSV/TXT/JSONL sources; default: detected")
     # rjieba (jieba-rs: jieba's dictionary and algorithm in Rust) classifies ~1.7× faster than jieba, the
     # reference engine, and segments real texts alike (tests/test_segment.py holds it to that).
     segmenter_engine: Literal["jieba", "rjieba"] = "rjieba"
@@ -91,6 +93,16 @@ class Settings(BaseModel):
     webhooks: dict[str, WebhookTarget] = Field(
         default={}, description="queue → webhook; the key '*' serves every queue without its own entry")
     trends: TrendSettings = TrendSettings()
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError as exc:
+                raise ValueError(f"unknown encoding {encoding!r} (e.g. utf-8, gb18030, big5)") from exc
+        return encoding
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,9 +1,9 @@
 """Read complaint sources in chunks: CSV, TSV, JSONL, Excel (.xlsx), Parquet, or a SQL table/query.
 
-Text files have their encoding detected (UTF-8, UTF-8 with BOM, GB18030/GBK, UTF-16); a cell that still
-holds undecodable bytes, a row that breaks the file's structure or a line that is not JSON is not
-dropped: it comes back as a ``QuarantinedRow`` naming file, row and column. Memory stays flat: only one
-chunk of rows is held at a time.
+Text files have their encoding detected (UTF-8 with or without BOM, UTF-16, GB18030/GBK, Big5/cp950/HKSCS
+with charset-normalizer) unless one is given; a cell that still holds undecodable bytes, a row that breaks
+the file's structure or a line that is not JSON is not dropped: it comes back as a ``QuarantinedRow``
+naming file, row and column. Memory stays flat: only one chunk of rows is held at a time.
 """
 from __future__ import annotations
 
@@ -47,13 +47,24 @@ def is_database_url(source: str) -> bool:
     return "://" in source and not Path(source).exists()
 
 
-def detect_encoding(path: Path) -> str:
-    """Pick the codec that decodes the file's first MiB with (almost) no errors.
+# What Chinese exports come in besides UTF-8 / UTF-16: GBK and GB18030 (mainland), Big5 and its Windows
+# (cp950) and Hong Kong (HKSCS) forms. Offering charset-normalizer only these keeps it from reading a short
+# Big5 file as Shift-JIS.
+CHINESE_ENCODINGS = ["utf_8", "gb18030", "big5", "cp950", "big5hkscs"]
 
-    A handful of bad bytes in a UTF-8 file keeps it UTF-8 (those cells are quarantined later) rather
-    than flipping the whole file to GB18030, which decodes nearly any byte sequence into nonsense.
+
+def detect_encoding(path: Path) -> str:
+    """The file's encoding, judged on its first MiB.
+
+    Byte-order marks and UTF-16 come first; a file that is (almost) clean UTF-8 is UTF-8 — a handful of bad
+    bytes keeps it UTF-8 (those cells are quarantined later) rather than flipping the whole file to a
+    codec that decodes them into nonsense. Otherwise charset-normalizer chooses between GB18030 and the
+    Big5 family; when none fits, the codec with the fewest undecodable bytes.
     """
-    head = path.open("rb").read(_SAMPLE_BYTES)
+    from charset_normalizer import from_bytes
+
+    with path.open("rb") as handle:
+        head = handle.read(_SAMPLE_BYTES)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -65,6 +76,9 @@ def detect_encoding(path: Path) -> str:
     utf8_errors = head.decode("utf-8", errors="replace").count("\ufffd")
     if utf8_errors == 0 or utf8_errors <= len(head) / 2000:
         return "utf-8"
+    best = from_bytes(head, cp_isolation=CHINESE_ENCODINGS).best()
+    if best is not None:
+        return best.encoding
     gb_errors = head.decode("gb18030", errors="replace").count("\ufffd")
     return "gb18030" if gb_errors < utf8_errors else "utf-8"
 
@@ -103,13 +117,12 @@ def _chunks_from_rows(source: str, rows: Iterator[tuple[int, dict | QuarantinedR
         yield chunk
 
 
-def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+def _iter_delimited(path: Path, delimiter: str, encoding: str | None) -> Iterator[tuple[int, dict | QuarantinedRow]]:
     source = str(path)
-    encoding = detect_encoding(path)
-    with path.open(encoding=encoding, errors="surrogateescape", newline="") as handle:
+    with path.open(encoding=encoding or detect_encoding(path), errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         try:
-            header = [h.strip() for h in next(reader)]
+            header = [h.strip().lstrip("\ufeff") for h in next(reader)]  # a BOM under an explicit utf-8
         except StopIteration:
             return
         row_number = 0
@@ -136,10 +149,9 @@ def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, dict | Qu
             yield row_number, dict(zip(header, row))
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+def _iter_jsonl(path: Path, encoding: str | None) -> Iterator[tuple[int, dict | QuarantinedRow]]:
     source = str(path)
-    encoding = detect_encoding(path)
-    with path.open(encoding=encoding, errors="surrogateescape") as handle:
+    with path.open(encoding=encoding or detect_encoding(path), errors="surrogateescape") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -208,9 +220,10 @@ def _iter_sql(url: str, table: str | None, query: str | None,
         engine.dispose()
 
 
-def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = None,
-                    query: str | None = None) -> Iterator[RawChunk]:
-    """Yield the source's rows in chunks of at most ``chunk_size`` (good and quarantined together)."""
+def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = None, query: str | None = None,
+                    encoding: str | None = None) -> Iterator[RawChunk]:
+    """Yield the source's rows in chunks of at most ``chunk_size`` (good and quarantined together).
+    ``encoding``: of a text file, when it is not to be detected."""
     if is_database_url(source):
         label = f"{source.split('://')[0]}:{table or 'query'}"
         yield from _chunks_from_rows(label, _iter_sql(source, table, query, chunk_size), chunk_size)
@@ -220,9 +233,9 @@ def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = 
         raise SourceError(f"{source}: no such file (give a path to {', '.join(SUPPORTED)} or a database URL)")
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
-        rows = _iter_delimited(path, TEXT_SUFFIXES[suffix])
+        rows = _iter_delimited(path, TEXT_SUFFIXES[suffix], encoding)
     elif suffix in (".jsonl", ".ndjson"):
-        rows = _iter_jsonl(path)
+        rows = _iter_jsonl(path, encoding)
     elif suffix in (".xlsx", ".xlsm"):
         rows = _iter_xlsx(path)
     elif suffix == ".parquet":

@@ -37,6 +37,43 @@ def test_csv_encodings_are_detected(tmp_path, encoding, expected):
     assert not quarantined
 
 
+# Taiwan / Hong Kong exports: traditional characters in Big5 (and its Windows and HKSCS forms)
+TRADITIONAL = [("T1", "房間冷氣壞了，櫃檯服務員態度很差", "2026-11-01 10:00", "app"),
+               ("T2", "外送員把餐點送錯了，客服說要等三天才能退款", "2026-11-02 11:30", "hotline"),
+               ("T3", "銀行櫃員態度惡劣，辦理業務等了兩個小時", "2026/11/03", "web")]
+HONG_KONG = [("H1", "佢哋嘅服務態度真係好差，等咗成個鐘都冇人理", "2026-11-04", "app")]
+WINDOWS_BIG5 = [("W1", "碁盤桌送來時已經損壞，退款少了€5", "2026-11-05", "web")]
+
+
+def _write_rows(path, rows, encoding, sep=","):
+    lines = [sep.join(["id", "text", "created_at", "channel"])] + [sep.join(r) for r in rows]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize("encoding,rows", [("big5", TRADITIONAL), ("big5", TRADITIONAL[:1]),
+                                           ("cp950", TRADITIONAL + WINDOWS_BIG5),
+                                           ("big5hkscs", TRADITIONAL + HONG_KONG),
+                                           ("gb18030", TRADITIONAL), ("utf-8", TRADITIONAL)])
+def test_traditional_chinese_files_are_read_in_their_own_encoding(tmp_path, encoding, rows):
+    path = _write_rows(tmp_path / f"taiwan_{encoding}.csv", rows, encoding)
+    _, records, quarantined = _read_all(path)
+    assert [r["cells"]["text"] for r in records] == [r[1] for r in rows]
+    assert not quarantined
+
+
+def test_an_explicit_encoding_wins_over_detection(tmp_path):
+    path = _write_rows(tmp_path / "taiwan.tsv", TRADITIONAL, "big5", sep="\t")
+    _, records, _ = _read_all(path, encoding="big5")
+    assert [r["cells"]["text"] for r in records] == [r[1] for r in TRADITIONAL]
+    _, records, quarantined = _read_all(path, encoding="gb18030")  # told wrong: read as told, nothing dropped
+    assert len(records) + len(quarantined) == len(TRADITIONAL)
+    assert [r["cells"]["text"] for r in records] != [r[1] for r in TRADITIONAL]
+    bom = _write_rows(tmp_path / "bom.csv", TRADITIONAL, "utf-8-sig")
+    _, records, _ = _read_all(bom, encoding="utf-8")
+    assert records[0]["cells"]["id"] == "T1"  # the BOM is not part of the first column's name
+
+
 def test_tsv_is_read_with_tabs(tmp_path):
     path = tmp_path / "complaints.tsv"
     path.write_text(_csv_text("\t"), encoding="utf-8")
