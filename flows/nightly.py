@@ -98,7 +98,7 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
         try:
             with ParallelClassifier(model, settings.worker_count) as classifier:
                 for chunk in iter_raw_chunks(source, chunk_size=settings.batch_size, table=table, query=query,
-                                             encoding=settings.encoding):
+                                             encoding=settings.encoding, sheet=settings.sheet):
                     batch = prepare(chunk, settings, engine, seen_ids, since)
                     predictions = classify(classifier, batch.new_rows, settings.max_text_chars)
                     now = store.utcnow()

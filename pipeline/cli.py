@@ -25,6 +25,7 @@ err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, w
 
 ConfigOption = typer.Option(None, "--config", help="settings TOML file (defaults need none)")
 EncodingOption = typer.Option(None, "--encoding", help="of a CSV/TSV/TXT/JSONL source, e.g. big5 (default: detected)")
+SheetOption = typer.Option(None, "--sheet", help="read only this sheet of an Excel source (default: every sheet)")
 # The `classify` output contract: these columns, then one p_<label> column per model label.
 CLASSIFY_COLUMNS = ["id", "cause", "confidence", "needs_review", "secondary_causes", "explanation", "remedy", "queue",
                     "unfamiliar"]
@@ -52,12 +53,12 @@ def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, par
         table: Optional[str] = typer.Option(None, help="table to read from a database source"),
         query: Optional[str] = typer.Option(None, help="SQL query to read from a database source"),
         since: Optional[datetime] = typer.Option(None, help="skip complaints created before this time"),
-        encoding: Optional[str] = EncodingOption,
+        encoding: Optional[str] = EncodingOption, sheet: Optional[str] = SheetOption,
         config: Optional[Path] = ConfigOption,
         work_dir: Optional[Path] = typer.Option(None, help="where the database and outputs go")) -> None:
     """Run the nightly flow once over SOURCE."""
     _quiet_prefect_env()
-    settings = _settings(config, work_dir=work_dir, encoding=encoding)
+    settings = _settings(config, work_dir=work_dir, encoding=encoding, sheet=sheet)
     _check_rule_files(settings)
     from flows.nightly import nightly_flow
 
@@ -118,7 +119,7 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
              output: Path = typer.Option(..., "--output", help="result file: .csv, .jsonl or .xlsx"),
              model: Optional[Path] = typer.Option(None, "--model", help="model.joblib or its folder"),
              lexicon: bool = typer.Option(False, "--lexicon", help="use the transparent lexicon classifier"),
-             encoding: Optional[str] = EncodingOption,
+             encoding: Optional[str] = EncodingOption, sheet: Optional[str] = SheetOption,
              config: Optional[Path] = ConfigOption) -> None:
     """Classify a file: one output row per valid input row; invalid rows are reported, never dropped silently."""
     from pipeline.classify import ParallelClassifier, load_model
@@ -128,13 +129,14 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     from pipeline.spreadsheet import write_table
     from pipeline.validate import validate_rows
 
-    settings = _settings(config, classifier="lexicon" if lexicon else None, encoding=encoding)
+    settings = _settings(config, classifier="lexicon" if lexicon else None, encoding=encoding, sheet=sheet)
     cause_model = load_model(settings, model)
     router = Router.from_settings(settings)
     results, quarantined, seen = [], [], set()
     with ParallelClassifier(cause_model, settings.worker_count) as classifier, _progress() as progress:
         task_id = progress.add_task("classifying", total=None)
-        for chunk in iter_raw_chunks(str(input), chunk_size=settings.batch_size, encoding=settings.encoding):
+        for chunk in iter_raw_chunks(str(input), chunk_size=settings.batch_size, encoding=settings.encoding,
+                                     sheet=settings.sheet):
             good, bad = validate_rows(map_columns(chunk, settings.columns), seen,
                                       max_text_chars=settings.max_text_chars)
             quarantined += chunk.quarantined + bad

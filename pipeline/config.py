@@ -76,6 +76,7 @@ class Settings(BaseModel):
     escalation_path: Path = DATA_DIR / "routing" / "escalation.toml"
     columns: ColumnMapping = ColumnMapping()
     encoding: str | None = Field(default=None, description="of CSV/TSV/TXT/JSONL sources; default: detected")
+    sheet: str | None = Field(default=None, description="the one sheet of an Excel source to read; default: every sheet")
     # rjieba (jieba-rs: jieba's dictionary and algorithm in Rust) classifies ~1.7× faster than jieba, the
     # reference engine, and segments real texts alike (tests/test_segment.py holds it to that).
     segmenter_engine: Literal["jieba", "rjieba"] = "rjieba"

@@ -1,4 +1,4 @@
-"""Read complaint sources in chunks: CSV, TSV, JSONL, Excel (.xlsx), Parquet, or a SQL table/query.
+"""Read complaint sources in chunks: CSV, TSV, JSONL, Excel (.xlsx, every sheet), Parquet, or a SQL table/query.
 
 Text files have their encoding detected (UTF-8 with or without BOM, UTF-16, GB18030/GBK, Big5/cp950/HKSCS
 with charset-normalizer) unless one is given; a cell that still holds undecodable bytes, a row that breaks
@@ -169,20 +169,31 @@ def _iter_jsonl(path: Path, encoding: str | None) -> Iterator[tuple[int, dict | 
             yield line_number, record
 
 
-def _iter_xlsx(path: Path) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+def _iter_worksheet(worksheet) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+    rows = worksheet.iter_rows(values_only=True)
+    header = next(rows, None)
+    if header is None:
+        return
+    header = [str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
+    for row_number, row in enumerate(rows, start=1):
+        if row is None or all(v is None or str(v).strip() == "" for v in row):
+            continue
+        yield row_number, dict(zip(header, row))
+
+
+def _xlsx_chunks(path: Path, sheet: str | None, chunk_size: int) -> Iterator[RawChunk]:
+    """Every sheet of the workbook, each with its own header row (or only ``sheet``); each sheet's rows are
+    named ``FILE#SHEET``, so a row number always says which sheet it is on."""
     import openpyxl
 
     workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
-        rows = workbook.worksheets[0].iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None:
-            return
-        header = [str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
-        for row_number, row in enumerate(rows, start=1):
-            if row is None or all(v is None or str(v).strip() == "" for v in row):
-                continue
-            yield row_number, dict(zip(header, row))
+        names = [worksheet.title for worksheet in workbook.worksheets]
+        if sheet is not None and sheet not in names:
+            raise SourceError(f"{path}: no sheet {sheet!r}; the workbook has {names} (choose one with --sheet, "
+                              "or leave it out to read every sheet)")
+        for name in [sheet] if sheet is not None else names:
+            yield from _chunks_from_rows(f"{path}#{name}", _iter_worksheet(workbook[name]), chunk_size)
     finally:
         workbook.close()
 
@@ -221,9 +232,10 @@ def _iter_sql(url: str, table: str | None, query: str | None,
 
 
 def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = None, query: str | None = None,
-                    encoding: str | None = None) -> Iterator[RawChunk]:
+                    encoding: str | None = None, sheet: str | None = None) -> Iterator[RawChunk]:
     """Yield the source's rows in chunks of at most ``chunk_size`` (good and quarantined together).
-    ``encoding``: of a text file, when it is not to be detected."""
+    ``encoding``: of a text file, when it is not to be detected; ``sheet``: the one workbook sheet to read
+    (default: every sheet)."""
     if is_database_url(source):
         label = f"{source.split('://')[0]}:{table or 'query'}"
         yield from _chunks_from_rows(label, _iter_sql(source, table, query, chunk_size), chunk_size)
@@ -237,7 +249,8 @@ def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = 
     elif suffix in (".jsonl", ".ndjson"):
         rows = _iter_jsonl(path, encoding)
     elif suffix in (".xlsx", ".xlsm"):
-        rows = _iter_xlsx(path)
+        yield from _xlsx_chunks(path, sheet, chunk_size)
+        return
     elif suffix == ".parquet":
         rows = _iter_parquet(path, chunk_size)
     else:

@@ -67,6 +67,22 @@ def test_classify_reads_a_big5_export_as_big5(tmp_path):
         ["personnel", "technology", "random"]
 
 
+def test_classify_reads_every_sheet_of_a_workbook_or_the_one_named(tmp_path):
+    source = tmp_path / "export.xlsx"
+    with pd.ExcelWriter(source) as writer:
+        pd.DataFrame({"id": [f"O{i}" for i in range(15)], "text": ["前台服务员态度很差"] * 15}).to_excel(
+            writer, sheet_name="十月", index=False)
+        pd.DataFrame({"id": [f"N{i}" for i in range(10)], "text": ["空调坏了没人修"] * 10}).to_excel(
+            writer, sheet_name="十一月", index=False)
+    output = tmp_path / "out.csv"
+    result = complaints("classify", "--input", str(source), "--output", str(output), "--lexicon")
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(output, encoding="utf-8-sig")) == 25
+    result = complaints("classify", "--input", str(source), "--output", str(output), "--lexicon", "--sheet", "十一月")
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(output, encoding="utf-8-sig")["id"].tolist() == [f"N{i}" for i in range(10)]
+
+
 def test_classify_text_prints_cause_remedy_and_masks_pii():
     result = complaints("classify-text", "快递员态度很差还骂人，我的电话13912345678")
     assert result.returncode == 0, result.stderr

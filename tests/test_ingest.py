@@ -127,6 +127,44 @@ def test_xlsx_is_read_with_dates(tmp_path):
     assert mapped["created_at_raw"].iloc[0].startswith("2026-11-01 10:00")
 
 
+def _two_sheet_workbook(path):
+    """An export split by month: 15 rows on the first sheet, 10 on the second (its columns in another order)."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    first.title = "十月"
+    first.append(["id", "text", "created_at"])
+    for i in range(15):
+        first.append([f"O{i}", f"第{i}位顾客：房间空调坏了", f"2026-10-{i + 1:02d}"])
+    second = workbook.create_sheet("十一月")
+    second.append(["text", "id"])
+    for i in range(10):
+        second.append([f"第{i}位顾客：快递送错了", f"N{i}"])
+    workbook.create_sheet("空白")
+    workbook.save(path)
+    return path
+
+
+def test_every_sheet_of_a_workbook_is_read(tmp_path):
+    path = _two_sheet_workbook(tmp_path / "export.xlsx")
+    chunks, records, quarantined = _read_all(path, chunk_size=10)
+    assert len(records) == 25 and not quarantined
+    assert [r["cells"]["id"] for r in records] == [f"O{i}" for i in range(15)] + [f"N{i}" for i in range(10)]
+    assert [(c.source, c.rows_read) for c in chunks] == [
+        (f"{path}#十月", 10), (f"{path}#十月", 5), (f"{path}#十一月", 10)]
+    mapped = map_columns(chunks[-1], ColumnMapping())
+    assert mapped["text"].iloc[0] == "第0位顾客：快递送错了" and mapped["source_row"].iloc[0] == 1
+
+
+def test_one_sheet_can_be_named_and_a_wrong_name_lists_the_sheets(tmp_path):
+    path = _two_sheet_workbook(tmp_path / "export.xlsx")
+    _, records, _ = _read_all(path, sheet="十一月")
+    assert [r["cells"]["id"] for r in records] == [f"N{i}" for i in range(10)]
+    with pytest.raises(SourceError, match=r"no sheet '十二月'; the workbook has \['十月', '十一月', '空白'\]"):
+        _read_all(path, sheet="十二月")
+
+
 def test_parquet_streams_in_chunks(tmp_path):
     path = tmp_path / "big.parquet"
     pd.DataFrame({"id": [f"P{i}" for i in range(250)], "text": ["网络信号差"] * 250}).to_parquet(path)
