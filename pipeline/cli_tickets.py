@@ -12,6 +12,7 @@ from typing import Optional
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline import store
@@ -40,7 +41,7 @@ def _one_line_errors():
     try:
         yield
     except (ConfigError, ReviewFileError, TicketFileError, TableFormatError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
 
 
@@ -112,7 +113,7 @@ def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path]
     still_pending = sum(report.pending.values())
     if still_pending:
         err_console.print(f"[red]error:[/red] {still_pending} delivery(ies) still pending: "
-                          + "; ".join(report.errors or ["see `complaints tickets list --delivery pending`"]))
+                          + escape("; ".join(report.errors or ["see `complaints tickets list --delivery pending`"])))
         raise typer.Exit(1)
 
 

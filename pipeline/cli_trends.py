@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline import store
 from pipeline.config import ConfigError, load_settings
@@ -57,13 +58,13 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
             raise TrendError("no classified complaints yet: run `complaints run SOURCE` first")
         write_report(report, output, chosen_format)
     except (ConfigError, TrendError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from exc
     result = report.trends
     console.print(f"{result.complaints} complaints, {result.window.start:%Y-%m-%d} – {result.window.end:%Y-%m-%d}, "
                   f"per {result.period}, split by {result.split_by}")
     for alert in result.alerts.itertuples():
-        console.print(f"[red]alert:[/red] {alert.cause} ({where(alert.scope, alert.group)}): {alert.count} "
+        console.print(f"[red]alert:[/red] {escape(f'{alert.cause} ({where(alert.scope, alert.group)})')}: {alert.count} "
                       f"against {alert.expected:.1f} "
                       f"expected, share {alert.share:.1%} against {alert.baseline_share:.1%}, "
                       f"q = {min(alert.q_count, alert.q_share):.2g}", soft_wrap=True)

@@ -272,13 +272,31 @@ def stable_id(text: str, created_at: str, channel: str) -> str:
     return "auto-" + digest.hexdigest()[:16]
 
 
+# Headers Chinese exports give the complaint text. Used only while the settings keep the default text
+# column name, the row has no such column and exactly one of these: two of them would be a guess.
+TEXT_COLUMN_ALIASES = ("投诉内容", "投诉描述", "投诉详情", "问题描述", "反馈内容", "留言内容", "诉求内容", "工单内容",
+                       "评价内容", "评论内容", "内容", "正文", "文本")
+DEFAULT_TEXT_COLUMN = ColumnMapping.model_fields["text"].default
+
+
+def text_column_in(cells: dict, columns: ColumnMapping) -> str | None:
+    """The row's column that holds the complaint text, or None when it has none (or more than one alias)."""
+    if columns.text in cells:
+        return columns.text
+    if columns.text != DEFAULT_TEXT_COLUMN:
+        return None
+    aliases = [alias for alias in TEXT_COLUMN_ALIASES if alias in cells]
+    return aliases[0] if len(aliases) == 1 else None
+
+
 def map_columns(chunk: RawChunk, columns: ColumnMapping) -> pd.DataFrame:
     """Raw records → a frame with the product's own column names; other columns go to ``metadata``."""
     mapped = {columns.id, columns.text, columns.created_at, columns.channel}
     rows = []
     for record in chunk.records:
         cells = record["cells"]
-        text = _as_text(cells.get(columns.text))
+        text_column = text_column_in(cells, columns)
+        text = _as_text(cells.get(text_column))
         created_at = _as_text(cells.get(columns.created_at))
         channel = _as_text(cells.get(columns.channel))
         given_id = _as_text(cells.get(columns.id)).strip()
@@ -287,10 +305,10 @@ def map_columns(chunk: RawChunk, columns: ColumnMapping) -> pd.DataFrame:
             "text": text,
             "created_at_raw": created_at,
             "channel": channel.strip() or None,
-            "metadata": {k: _as_text(v) for k, v in cells.items() if k not in mapped},
+            "metadata": {k: _as_text(v) for k, v in cells.items() if k not in mapped and k != text_column},
             "source": chunk.source,
             "source_row": record["source_row"],
-            "has_text_column": columns.text in cells,
+            "has_text_column": text_column is not None,
         })
     return pd.DataFrame(rows, columns=["complaint_id", "text", "created_at_raw", "channel", "metadata",
                                        "source", "source_row", "has_text_column"])
