@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline.cli_errors import console_logs_without_tracebacks, describe_failure, invocation, remember, write_error_log
 from pipeline.cli_tickets import review_app, tickets_app
 from pipeline.cli_trends import trends
 from pipeline.config import ColumnMapping, ConfigError, Settings, load_settings
@@ -39,8 +40,14 @@ class UserError(Exception):
     """Shown as one line, exit code 1."""
 
 
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="on an unexpected error, print its traceback (and "
+                                        "Prefect's) instead of one line")) -> None:
+    invocation.debug = debug
+
+
 def _settings(config: Optional[Path], columns: Optional[list[str]] = None, **overrides) -> Settings:
-    settings = load_settings(config, **overrides)
+    settings = remember(load_settings(config, **overrides))
     if not columns:
         return settings
     mapping = settings.columns.model_dump()
@@ -75,6 +82,9 @@ def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, par
     settings = _settings(config, column, work_dir=work_dir, encoding=encoding, sheet=sheet)
     _check_rule_files(settings)
     from flows.nightly import nightly_flow
+
+    if not invocation.debug:
+        console_logs_without_tracebacks()
 
     for attempt in (1, 2):
         try:
@@ -370,10 +380,15 @@ def main() -> None:
         sys.exit(RUN_LOCKED_EXIT_CODE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
+    except Exception as exc:
         import click
 
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, click.ClickException):  # usage errors
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        if invocation.debug:
+            raise
+        log = write_error_log(exc)
+        details = f"the traceback is in {log}" if log else "run it again with --debug for the traceback"
+        err_console.print(f"[red]error:[/red] {escape(describe_failure(exc))} ({escape(details)})")
+        sys.exit(1)

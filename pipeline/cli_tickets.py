@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline import store
+from pipeline.cli_errors import remember
 from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.spreadsheet import TableFormatError, write_table
 
@@ -46,7 +47,7 @@ def _one_line_errors():
 
 
 def _settings(config: Optional[Path], work_dir: Optional[Path]) -> Settings:
-    return load_settings(config, work_dir=work_dir)
+    return remember(load_settings(config, work_dir=work_dir))
 
 
 def _engine(settings: Settings):

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pipeline import store
+from pipeline.cli_errors import remember
 from pipeline.config import ConfigError, load_settings
 
 console = Console()
@@ -47,7 +48,7 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
     from pipeline.trends import TrendError
 
     try:
-        settings = load_settings(config, work_dir=work_dir)
+        settings = remember(load_settings(config, work_dir=work_dir))
         chosen_format = _format_for(report_format, output)
         output = output or settings.reports_dir / f"trends.{chosen_format}"
         engine = store.connect(settings.resolved_database_url)
