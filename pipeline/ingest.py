@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline.config import ColumnMapping
 from pipeline.schemas import QuarantinedRow, QuarantineReason
+from pipeline.validate import shown_value
 
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 SUPPORTED = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".xlsx", ".xlsm", ".parquet")
@@ -92,7 +93,7 @@ def _undecodable_column(source: str, row: int, cells: dict) -> QuarantinedRow | 
         if _has_undecodable(value):
             shown = value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
             return QuarantinedRow(source, row, column, QuarantineReason.UNDECODABLE,
-                                  f"cell holds bytes that are not valid in the file's encoding: {shown[:40]!r}",
+                                  f"cell holds bytes that are not valid in the file's encoding: {shown_value(shown)!r}",
                                   {k: str(v).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                                    for k, v in cells.items()})
     return None

@@ -28,6 +28,15 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     return parsed.dt.tz_convert(None).astype("datetime64[ns]")
 
 
+SHOWN_CHARS = 40
+
+
+def shown_value(value: str) -> str:
+    """A cell's value as a message may quote it: PII-masked first, then shortened."""
+    masked = mask_pii(str(value))
+    return masked if len(masked) <= SHOWN_CHARS else masked[:SHOWN_CHARS] + "…"
+
+
 def _column_names(metadata: dict) -> str:
     # masked: a file without a header row has a data row, maybe a phone number, where the names should be
     return ", ".join(mask_pii(str(name)) for name in metadata) or "none"
@@ -57,12 +66,13 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
         elif not row.text.strip():
             reject(text_column, QuarantineReason.EMPTY_TEXT, "text is empty or whitespace")
         elif not has_letters(row.text):
-            reject(text_column, QuarantineReason.NO_LETTERS, f"text {row.text[:30]!r} has no letters")
+            reject(text_column, QuarantineReason.NO_LETTERS,  # not echoed: often a bare phone number
+                   f"the text ({len(row.text.strip())} characters) has no letters")
         elif row.complaint_id in seen_ids:
             reject("id", QuarantineReason.DUPLICATE_IN_SOURCE,
-                   f"id {row.complaint_id!r} appears earlier in this source")
+                   f"id {shown_value(row.complaint_id)!r} appears earlier in this source")
         elif pd.isna(stamps.iloc[position]) and row.created_at_raw.strip():
-            reject(date_column, QuarantineReason.BAD_DATE, f"cannot read {row.created_at_raw!r} as a date")
+            reject(date_column, QuarantineReason.BAD_DATE, f"cannot read {shown_value(row.created_at_raw)!r} as a date")
         else:
             seen_ids.add(row.complaint_id)
             keep.append(position)

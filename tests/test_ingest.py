@@ -214,3 +214,11 @@ def test_large_file_is_read_in_flat_chunks(tmp_path):
             handle.write(f"L{i},第{i}位顾客投诉快递太慢\n")
     sizes = [c.rows_read for c in iter_raw_chunks(str(path), chunk_size=5000)]
     assert sizes == [5000, 5000, 2000]
+
+
+def test_an_undecodable_cell_is_named_without_its_phone_number(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(_csv_text().encode("utf-8") + "A4,回电13812345678 ".encode("utf-8") + b"\xff\xfe,2026-11-04,app\r\n")
+    _, _, quarantined = _read_all(path)
+    assert quarantined[0].reason == QuarantineReason.UNDECODABLE
+    assert "13812345678" not in quarantined[0].detail and "[手机号]" in quarantined[0].detail
