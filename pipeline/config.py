@@ -84,7 +84,7 @@ class Settings(BaseModel):
     workers: int = Field(default=0, ge=0, description="classification processes; 0 = one per core")
     quarantine_failure_share: float = Field(
         default=0.9, gt=0, le=1,
-        description="a run fails (naming the mapping to fix) when this share of its rows is quarantined for one reason")
+        description="a run fails (naming the mapping to fix) when this share of its rows is quarantined")
     max_text_chars: int = Field(
         default=2000, ge=50,
         description="longer texts are stored whole but truncated to this length for the model (flagged)",

@@ -273,10 +273,13 @@ def stable_id(text: str, created_at: str, channel: str) -> str:
     return "auto-" + digest.hexdigest()[:16]
 
 
-# Headers Chinese exports give the complaint text. Used only while the settings keep the default text
-# column name, the row has no such column and exactly one of these: two of them would be a guess.
+# Headers Chinese exports give the complaint text (simplified, then traditional). Used only while the
+# settings keep the default text column name, the row has no such column and exactly one of these: two of
+# them would be a guess.
 TEXT_COLUMN_ALIASES = ("投诉内容", "投诉描述", "投诉详情", "问题描述", "反馈内容", "留言内容", "诉求内容", "工单内容",
-                       "评价内容", "评论内容", "内容", "正文", "文本")
+                       "评价内容", "评论内容", "内容", "正文", "文本",
+                       "投訴內容", "投訴描述", "投訴詳情", "問題描述", "反饋內容", "留言內容", "訴求內容", "工單內容",
+                       "評價內容", "評論內容", "內容")
 DEFAULT_TEXT_COLUMN = ColumnMapping.model_fields["text"].default
 
 

@@ -128,14 +128,15 @@ class QuarantineTally:
             self.first.setdefault(row.reason, row)
 
     def check(self, rows_read: int, settings: Settings, kept_in: Path | None = None) -> None:
-        """Raise ``MostlyQuarantinedError`` when one reason took at least ``quarantine_failure_share`` of the rows."""
-        if not rows_read or not self.by_reason:
+        """Raise ``MostlyQuarantinedError`` when at least ``quarantine_failure_share`` of the rows were
+        quarantined; the message names the commonest reason and what to change for it."""
+        quarantined = sum(self.by_reason.values())
+        if not rows_read or quarantined < settings.quarantine_failure_share * rows_read:
             return
         reason, count = self.by_reason.most_common(1)[0]
-        if count < settings.quarantine_failure_share * rows_read:
-            return
         row = self.first[reason]
-        how_many = f"all {rows_read}" if count == rows_read else f"{count} of {rows_read}"
+        how_many = f"all {rows_read}" if quarantined == rows_read else f"{quarantined} of {rows_read}"
+        share = "" if count == quarantined else f", {count} of them"
         kept = f"; the rows are kept in {kept_in}" if kept_in else ""
-        raise MostlyQuarantinedError(f"{row.source}: {how_many} rows were quarantined as {reason.value} "
+        raise MostlyQuarantinedError(f"{row.source}: {how_many} rows were quarantined{share} as {reason.value} "
                                      f"({row.detail}) — {_fix_for(row, settings.columns)}{kept}")

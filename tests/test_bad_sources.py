@@ -66,8 +66,12 @@ def test_a_run_nearly_all_quarantined_for_one_reason_names_the_mapping_to_fix():
     assert '--column text=意见 or, in the settings file, [columns] text = "意见"' in message
 
     few = QuarantineTally()
-    few.add(_quarantined(QuarantineReason.BAD_DATE, "created_at", 5) + _quarantined(QuarantineReason.EMPTY_TEXT, "text", 5))
-    few.check(10, settings)  # half the rows, and for two reasons: a bad export's rows, not a wrong mapping
+    few.add(_quarantined(QuarantineReason.BAD_DATE, "created_at", 4) + _quarantined(QuarantineReason.EMPTY_TEXT, "text", 4))
+    few.check(10, settings)  # some bad rows of an export, not a wrong mapping: the run goes on
+    mixed = QuarantineTally()
+    mixed.add(_quarantined(QuarantineReason.EMPTY_TEXT, "text", 3) + _quarantined(QuarantineReason.BAD_DATE, "日期", 6))
+    with pytest.raises(MostlyQuarantinedError, match="9 of 10 rows were quarantined, 6 of them as unparseable_date"):
+        mixed.check(10, settings)
     dates = QuarantineTally()
     dates.add(_quarantined(QuarantineReason.BAD_DATE, "受理时间", 10))
     with pytest.raises(MostlyQuarantinedError, match="is '受理时间' the complaint date"):
@@ -97,10 +101,11 @@ def test_classify_fails_loudly_when_no_row_has_the_text_column(tmp_path):
 
 
 def test_classify_understands_the_header_complaint_content(tmp_path):
-    source = write_export(tmp_path / "export.csv", "投诉内容")
-    result = complaints("classify", "--input", str(source), "--output", str(tmp_path / "out.csv"), "--lexicon")
-    assert result.returncode == 0, result.stderr
-    assert len(pd.read_csv(tmp_path / "out.csv", encoding="utf-8-sig")) == len(TEXTS)
+    for header in ("投诉内容", "投訴內容"):  # simplified and traditional
+        source = write_export(tmp_path / "export.csv", header)
+        result = complaints("classify", "--input", str(source), "--output", str(tmp_path / "out.csv"), "--lexicon")
+        assert result.returncode == 0, result.stderr
+        assert len(pd.read_csv(tmp_path / "out.csv", encoding="utf-8-sig")) == len(TEXTS)
 
 
 @pytest.mark.flow
