@@ -11,12 +11,14 @@ from typing import Optional
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline.cli_errors import console_logs_without_tracebacks, describe_failure, invocation, remember, write_error_log
 from pipeline.cli_tickets import review_app, tickets_app
 from pipeline.cli_trends import trends
-from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.config import ColumnMapping, ConfigError, Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Classify Chinese complaints by service-failure cause and route them to a remedy.")
@@ -24,6 +26,11 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the terminal width
 
 ConfigOption = typer.Option(None, "--config", help="settings TOML file (defaults need none)")
+EncodingOption = typer.Option(None, "--encoding", help="of a CSV/TSV/TXT/JSONL source, e.g. big5 (default: detected)")
+SheetOption = typer.Option(None, "--sheet", help="read only this sheet of an Excel source (default: every sheet)")
+ColumnOption = typer.Option(None, "--column", metavar="FIELD=NAME",
+                            help="the source's column for id, text, created_at, channel or customer, e.g. "
+                                 "--column text=投诉内容 (repeatable; overrides [columns] of the settings)")
 # The `classify` output contract: these columns, then one p_<label> column per model label.
 CLASSIFY_COLUMNS = ["id", "cause", "confidence", "needs_review", "secondary_causes", "explanation", "remedy", "queue",
                     "unfamiliar"]
@@ -33,8 +40,23 @@ class UserError(Exception):
     """Shown as one line, exit code 1."""
 
 
-def _settings(config: Optional[Path], **overrides) -> Settings:
-    return load_settings(config, **overrides)
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="on an unexpected error, print its traceback (and "
+                                        "Prefect's) instead of one line")) -> None:
+    invocation.debug = debug
+
+
+def _settings(config: Optional[Path], columns: Optional[list[str]] = None, **overrides) -> Settings:
+    settings = remember(load_settings(config, **overrides))
+    if not columns:
+        return settings
+    mapping = settings.columns.model_dump()
+    for pair in columns:
+        name, _, column = pair.partition("=")
+        if name.strip() not in mapping or not column.strip():
+            raise UserError(f"--column {pair}: give FIELD=NAME with FIELD one of {', '.join(mapping)}")
+        mapping[name.strip()] = column.strip()
+    return settings.model_copy(update={"columns": ColumnMapping(**mapping)})
 
 
 def _quiet_prefect_env() -> None:
@@ -46,31 +68,23 @@ def _quiet_prefect_env() -> None:
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 
-def _write_frame(frame: pd.DataFrame, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    suffix = output.suffix.lower()
-    if suffix == ".jsonl":
-        frame.to_json(output, orient="records", lines=True, force_ascii=False)
-    elif suffix == ".csv":
-        frame.to_csv(output, index=False, encoding="utf-8-sig")
-    elif suffix == ".xlsx":
-        frame.to_excel(output, index=False)
-    else:
-        raise UserError(f"{output}: output must end in .csv, .jsonl or .xlsx")
-
-
 @app.command()
 def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, parquet) or SQLAlchemy URL"),
         table: Optional[str] = typer.Option(None, help="table to read from a database source"),
         query: Optional[str] = typer.Option(None, help="SQL query to read from a database source"),
         since: Optional[datetime] = typer.Option(None, help="skip complaints created before this time"),
+        encoding: Optional[str] = EncodingOption, sheet: Optional[str] = SheetOption,
+        column: Optional[list[str]] = ColumnOption,
         config: Optional[Path] = ConfigOption,
         work_dir: Optional[Path] = typer.Option(None, help="where the database and outputs go")) -> None:
     """Run the nightly flow once over SOURCE."""
     _quiet_prefect_env()
-    settings = _settings(config, work_dir=work_dir)
+    settings = _settings(config, column, work_dir=work_dir, encoding=encoding, sheet=sheet)
     _check_rule_files(settings)
     from flows.nightly import nightly_flow
+
+    if not invocation.debug:
+        console_logs_without_tracebacks()
 
     for attempt in (1, 2):
         try:
@@ -105,7 +119,7 @@ def _print_summary(summary: dict) -> None:
     table.add_row("model", summary["model_version"])
     console.print(table)
     if summary.get("familiarity_note"):
-        err_console.print(f"[yellow]note:[/yellow] {summary['familiarity_note']}")
+        err_console.print(f"[yellow]note:[/yellow] {escape(summary['familiarity_note'])}")
     if summary["causes"]:
         console.print("causes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["causes"].items())))
     if summary["queues"]:
@@ -113,7 +127,7 @@ def _print_summary(summary: dict) -> None:
     for label, key in (("database", "database"), ("quarantine file", "quarantine_file"),
                        ("ticket files", "ticket_dir"), ("trend report", "report")):
         if summary.get(key):
-            console.print(f"{label}: {summary[key]}")
+            console.print(f"{label}: {escape(str(summary[key]))}")
     if summary.get("deliveries"):
         deliveries = summary["deliveries"]
         console.print("delivered: " + (", ".join(f"{k} {v}" for k, v in sorted(deliveries["delivered"].items()))
@@ -121,7 +135,7 @@ def _print_summary(summary: dict) -> None:
                       + "; pending: " + (", ".join(f"{k} {v}" for k, v in sorted(deliveries["pending"].items()))
                                          or "none"))
         for error in deliveries["errors"]:
-            err_console.print(f"[yellow]delivery:[/yellow] {error}")
+            err_console.print(f"[yellow]delivery:[/yellow] {escape(error)}")
 
 
 @app.command()
@@ -129,24 +143,30 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
              output: Path = typer.Option(..., "--output", help="result file: .csv, .jsonl or .xlsx"),
              model: Optional[Path] = typer.Option(None, "--model", help="model.joblib or its folder"),
              lexicon: bool = typer.Option(False, "--lexicon", help="use the transparent lexicon classifier"),
+             encoding: Optional[str] = EncodingOption, sheet: Optional[str] = SheetOption,
+             column: Optional[list[str]] = ColumnOption,
              config: Optional[Path] = ConfigOption) -> None:
     """Classify a file: one output row per valid input row; invalid rows are reported, never dropped silently."""
     from pipeline.classify import ParallelClassifier, load_model
     from pipeline.ingest import iter_raw_chunks, map_columns
     from pipeline.route import Router
     from pipeline.runlog import append_quarantine_file
-    from pipeline.validate import validate_rows
+    from pipeline.spreadsheet import write_table
+    from pipeline.validate import QuarantineTally, validate_rows
 
-    settings = _settings(config, classifier="lexicon" if lexicon else None)
+    settings = _settings(config, column, classifier="lexicon" if lexicon else None, encoding=encoding, sheet=sheet)
     cause_model = load_model(settings, model)
     router = Router.from_settings(settings)
-    results, quarantined, seen = [], [], set()
+    results, quarantined, seen, rows_read = [], [], set(), 0
     with ParallelClassifier(cause_model, settings.worker_count) as classifier, _progress() as progress:
         task_id = progress.add_task("classifying", total=None)
-        for chunk in iter_raw_chunks(str(input), chunk_size=settings.batch_size):
+        for chunk in iter_raw_chunks(str(input), chunk_size=settings.batch_size, encoding=settings.encoding,
+                                     sheet=settings.sheet):
             good, bad = validate_rows(map_columns(chunk, settings.columns), seen,
-                                      max_text_chars=settings.max_text_chars)
+                                      max_text_chars=settings.max_text_chars, text_column=settings.columns.text,
+                                      date_column=settings.columns.created_at)
             quarantined += chunk.quarantined + bad
+            rows_read += chunk.rows_read
             decided = classifier.classify(good["text"].str.slice(0, settings.max_text_chars).tolist())
             routes = [router.route_for_cause(c, r, {"channel": ch or "", **m}) for c, r, ch, m in
                       zip(decided["cause"], decided["needs_review"], good["channel"], good["metadata"])]
@@ -158,15 +178,18 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     frame = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     columns = CLASSIFY_COLUMNS + [c for c in frame.columns if c.startswith("p_")]
     frame = frame[columns] if len(frame) else pd.DataFrame(columns=CLASSIFY_COLUMNS + [f"p_{l}" for l in cause_model.labels])
-    _write_frame(frame, output)
+    write_table(frame, output)
     console.print(f"classified {len(frame)} rows with {cause_model.version} → {output}")
+    report = output.with_name(output.stem + ".invalid.csv")
+    report.unlink(missing_ok=True)
     if quarantined:
-        report = output.with_name(output.stem + ".invalid.csv")
-        report.unlink(missing_ok=True)
         append_quarantine_file(report, quarantined)
-        err_console.print(f"{len(quarantined)} invalid rows not classified, listed in {report}:")
+        err_console.print(escape(f"{len(quarantined)} invalid rows not classified, listed in {report}:"))
         for row in quarantined[:10]:
-            err_console.print("  " + row.message())
+            err_console.print(escape("  " + row.message()))
+    tally = QuarantineTally()
+    tally.add(quarantined)
+    tally.check(rows_read, settings, report)
 
 
 def _progress() -> Progress:
@@ -340,24 +363,32 @@ def main() -> None:
     from pipeline.ingest import SourceError
     from pipeline.registry import ModelIntegrityError
     from pipeline.runlock import RunLockedError
+    from pipeline.spreadsheet import TableFormatError
     from pipeline.training import TrainingDataError
+    from pipeline.validate import MostlyQuarantinedError
 
     try:
         exit_code = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as its return value
         if isinstance(exit_code, int) and exit_code:
             sys.exit(exit_code)
-    except (UserError, ConfigError, SourceError, ModelIntegrityError, TrainingDataError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+    except (UserError, ConfigError, SourceError, ModelIntegrityError, TrainingDataError, TableFormatError,
+            MostlyQuarantinedError) as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(1)
     except RunLockedError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(RUN_LOCKED_EXIT_CODE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
+    except Exception as exc:
         import click
 
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, click.ClickException):  # usage errors
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        if invocation.debug:
+            raise
+        log = write_error_log(exc)
+        details = f"the traceback is in {log}" if log else "run it again with --debug for the traceback"
+        err_console.print(f"[red]error:[/red] {escape(describe_failure(exc))} ({escape(details)})")
+        sys.exit(1)

@@ -12,10 +12,13 @@ from typing import Optional
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline import store
+from pipeline.cli_errors import remember
 from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.spreadsheet import TableFormatError, write_table
 
 tickets_app = typer.Typer(no_args_is_help=True, help="Routed tickets: list, export, redeliver.")
 review_app = typer.Typer(no_args_is_help=True,
@@ -31,10 +34,6 @@ DeliveryOption = typer.Option(None, "--delivery", help="only tickets with a deli
 SPREADSHEET_SUFFIXES = (".csv", ".xlsx")
 
 
-class OutputFormatError(ValueError):
-    pass
-
-
 @contextmanager
 def _one_line_errors():
     from pipeline.deliver import TicketFileError
@@ -42,30 +41,17 @@ def _one_line_errors():
 
     try:
         yield
-    except (ConfigError, ReviewFileError, TicketFileError, OutputFormatError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+    except (ConfigError, ReviewFileError, TicketFileError, TableFormatError) as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
 
 
 def _settings(config: Optional[Path], work_dir: Optional[Path]) -> Settings:
-    return load_settings(config, work_dir=work_dir)
+    return remember(load_settings(config, work_dir=work_dir))
 
 
 def _engine(settings: Settings):
     return store.connect(settings.resolved_database_url)
-
-
-def _write(frame: pd.DataFrame, output: Path, suffixes: tuple[str, ...]) -> None:
-    suffix = output.suffix.lower()
-    if suffix not in suffixes:
-        raise OutputFormatError(f"{output}: output must end in {' or '.join(suffixes)}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(output, index=False, encoding="utf-8-sig")  # BOM: Excel shows the Chinese text
-    elif suffix == ".xlsx":
-        frame.to_excel(output, index=False)
-    else:
-        frame.to_json(output, orient="records", lines=True, force_ascii=False)
 
 
 @tickets_app.command("list")
@@ -105,7 +91,7 @@ def tickets_export(output: Path = typer.Option(..., "--output", help=".csv, .xls
                                    delivery=delivery)
         rows = [{**flat_ticket(json.loads(payload)), "deliveries": deliveries}
                 for payload, deliveries in zip(overview["payload_json"], overview["deliveries"])]
-        _write(pd.DataFrame(rows), output, SPREADSHEET_SUFFIXES + (".jsonl",))
+        write_table(pd.DataFrame(rows), output)
     console.print(f"{len(rows)} ticket(s) → {output}")
 
 
@@ -128,7 +114,7 @@ def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path]
     still_pending = sum(report.pending.values())
     if still_pending:
         err_console.print(f"[red]error:[/red] {still_pending} delivery(ies) still pending: "
-                          + "; ".join(report.errors or ["see `complaints tickets list --delivery pending`"]))
+                          + escape("; ".join(report.errors or ["see `complaints tickets list --delivery pending`"])))
         raise typer.Exit(1)
 
 
@@ -142,7 +128,7 @@ def review_export(output: Path = typer.Option(..., "--output", help=".csv or .xl
 
     with _one_line_errors():
         frame = review_candidates(_engine(_settings(config, work_dir)), include_reviewed=include_reviewed)
-        _write(frame, output, SPREADSHEET_SUFFIXES)
+        write_table(frame, output, SPREADSHEET_SUFFIXES)
     console.print(f"{len(frame)} item(s) to review → {output}; fill in 'cause' (and optionally "
                   "secondary_causes, reviewer, note), then `complaints review import`")
 
@@ -170,6 +156,6 @@ def review_export_labelled(output: Path = typer.Option(..., "--output", help=".c
 
     with _one_line_errors():
         frame, reserved = labelled_rows(_engine(_settings(config, work_dir)))
-        _write(frame, output, (".csv",))
+        write_table(frame, output, (".csv",))
     console.print(f"{len(frame)} labelled row(s) → {output}"
                   + (f"; {reserved} left out (evaluation reserve)" if reserved else ""))

@@ -8,8 +8,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline import store
+from pipeline.cli_errors import remember
 from pipeline.config import ConfigError, load_settings
 
 console = Console()
@@ -46,7 +48,7 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
     from pipeline.trends import TrendError
 
     try:
-        settings = load_settings(config, work_dir=work_dir)
+        settings = remember(load_settings(config, work_dir=work_dir))
         chosen_format = _format_for(report_format, output)
         output = output or settings.reports_dir / f"trends.{chosen_format}"
         engine = store.connect(settings.resolved_database_url)
@@ -57,13 +59,13 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
             raise TrendError("no classified complaints yet: run `complaints run SOURCE` first")
         write_report(report, output, chosen_format)
     except (ConfigError, TrendError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from exc
     result = report.trends
     console.print(f"{result.complaints} complaints, {result.window.start:%Y-%m-%d} – {result.window.end:%Y-%m-%d}, "
                   f"per {result.period}, split by {result.split_by}")
     for alert in result.alerts.itertuples():
-        console.print(f"[red]alert:[/red] {alert.cause} ({where(alert.scope, alert.group)}): {alert.count} "
+        console.print(f"[red]alert:[/red] {escape(f'{alert.cause} ({where(alert.scope, alert.group)})')}: {alert.count} "
                       f"against {alert.expected:.1f} "
                       f"expected, share {alert.share:.1%} against {alert.baseline_share:.1%}, "
                       f"q = {min(alert.q_count, alert.q_share):.2g}", soft_wrap=True)

@@ -6,12 +6,13 @@ the file, so secrets such as webhook tokens and database passwords never need to
 """
 from __future__ import annotations
 
+import codecs
 import os
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
@@ -74,11 +75,16 @@ class Settings(BaseModel):
     remedies_path: Path = DATA_DIR / "routing" / "remedies.toml"
     escalation_path: Path = DATA_DIR / "routing" / "escalation.toml"
     columns: ColumnMapping = ColumnMapping()
+    encoding: str | None = Field(default=None, description="of CSV/TSV/TXT/JSONL sources; default: detected")
+    sheet: str | None = Field(default=None, description="the one sheet of an Excel source to read; default: every sheet")
     # rjieba (jieba-rs: jieba's dictionary and algorithm in Rust) classifies ~1.7× faster than jieba, the
     # reference engine, and segments real texts alike (tests/test_segment.py holds it to that).
     segmenter_engine: Literal["jieba", "rjieba"] = "rjieba"
     batch_size: int = Field(default=5000, ge=1, description="rows per transaction and per Prefect task")
     workers: int = Field(default=0, ge=0, description="classification processes; 0 = one per core")
+    quarantine_failure_share: float = Field(
+        default=0.9, gt=0, le=1,
+        description="a run fails (naming the mapping to fix) when this share of its rows is quarantined")
     max_text_chars: int = Field(
         default=2000, ge=50,
         description="longer texts are stored whole but truncated to this length for the model (flagged)",
@@ -91,6 +97,16 @@ class Settings(BaseModel):
     webhooks: dict[str, WebhookTarget] = Field(
         default={}, description="queue → webhook; the key '*' serves every queue without its own entry")
     trends: TrendSettings = TrendSettings()
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError as exc:
+                raise ValueError(f"unknown encoding {encoding!r} (e.g. utf-8, gb18030, big5)") from exc
+        return encoding
 
     @property
     def resolved_database_url(self) -> str:

@@ -23,6 +23,7 @@ from pipeline.route import RoutingDecision, _load_toml, _validation_message
 
 RULE_CODE = r"^[a-z][a-z0-9_]*$"
 
+_NEGATION_REACH = 80  # characters before a word searched for its negation (cue + fillers + gap)
 # customer_key → [(complaint time, complaint_id)]
 CustomerHistory = dict[str, list[tuple[datetime, str]]]
 
@@ -67,10 +68,23 @@ class RepeatRule(BaseModel):
         return reason
 
 
+class NegationRules(BaseModel):
+    """When a matched word is negated in its clause (没有异物, 无人受伤, 未发现床上有头发等异物) it does not fire."""
+
+    model_config = ConfigDict(extra="forbid")
+    cues: Phrases = Field(min_length=1, description="words that negate what follows: 没有, 未, 无 …")
+    fillers: Phrases = Field(default=[], description="may stand between a cue and the word: 任何, 人, 出现 …")
+    finding: Phrases = Field(default=[], description="verbs of finding (发现, 吃出 …): after a cue and one of "
+                                                     "these, up to max_gap other characters may precede the word")
+    max_gap: int = Field(default=12, ge=0, le=40)
+    contrast: Phrases = Field(default=[], description="words that end a negation within a clause: 但, 却, 结果 …")
+
+
 class EscalationRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
     terms: list[TermRule] = []
     repeat: RepeatRule | None = None
+    negation: NegationRules | None = None
 
     @model_validator(mode="after")
     def _unique_codes(self) -> "EscalationRules":
@@ -106,6 +120,26 @@ def _alternation(phrases: list[str]) -> re.Pattern | None:
     return re.compile("|".join(parts)) if parts else None
 
 
+# Clause ends after the model's clean-up (NFKC has made full-width ，！？；： half-width).
+_CLAUSE_END = ",.!?;:。、…\n"
+
+
+def _negated_before(rules: NegationRules) -> re.Pattern:
+    """Matches a negation that ends where a word starts: cue, fillers, and optionally a verb of finding followed
+    by a short gap within the clause that holds no contrast word and no second finding."""
+    def alternation(phrases: list[str]) -> str:
+        return "|".join(re.escape(p) for p in sorted({normalise_text(p) for p in phrases}, key=len, reverse=True))
+
+    cue, filler, finding, contrast = (alternation(rules.cues), alternation(rules.fillers),
+                                      alternation(rules.finding), alternation(rules.contrast))
+    pattern = f"(?:{cue})" + (f"(?:{filler})*" if filler else "")
+    if finding:
+        stop = "|".join(part for part in (contrast, finding) if part)
+        gap_char = f"(?:(?!{stop})[^{re.escape(_CLAUSE_END)}])"
+        pattern += f"(?:(?:{finding}){gap_char}{{0,{rules.max_gap}}})?"
+    return re.compile(pattern + "$")
+
+
 def customer_key_from(metadata: dict, customer_column: str) -> str | None:
     value = str(metadata.get(customer_column) or "").strip()
     return value or None
@@ -132,6 +166,7 @@ class Escalator:
     def __init__(self, rules: EscalationRules):
         self.rules = rules
         self._matchers = [(rule, _alternation(rule.words), _alternation(rule.ignore)) for rule in rules.terms]
+        self._negated = _negated_before(rules.negation) if rules.negation else None
 
     @classmethod
     def from_file(cls, path: Path | str) -> "Escalator":
@@ -154,11 +189,15 @@ class Escalator:
         triggers = []
         for rule, words, ignore in self._matchers:
             searched = ignore.sub(" ", clean) if ignore else clean
-            found = tuple(dict.fromkeys(match.group() for match in words.finditer(searched)))
+            found = tuple(dict.fromkeys(match.group() for match in words.finditer(searched)
+                                        if not self._is_negated(searched, match.start())))
             if found:
                 triggers.append(Trigger(rule.code, rule.reason, rule.priority, rule.sla_hours,
                                         tuple(rule.steps), found))
         return triggers
+
+    def _is_negated(self, text: str, start: int) -> bool:
+        return bool(self._negated and self._negated.search(text, max(0, start - _NEGATION_REACH), start))
 
     def repeat_trigger(self, earlier: int) -> Trigger | None:
         rule = self.rules.repeat

@@ -1,9 +1,9 @@
-"""Read complaint sources in chunks: CSV, TSV, JSONL, Excel (.xlsx), Parquet, or a SQL table/query.
+"""Read complaint sources in chunks: CSV, TSV, JSONL, Excel (.xlsx, every sheet), Parquet, or a SQL table/query.
 
-Text files have their encoding detected (UTF-8, UTF-8 with BOM, GB18030/GBK, UTF-16); a cell that still
-holds undecodable bytes, a row that breaks the file's structure or a line that is not JSON is not
-dropped: it comes back as a ``QuarantinedRow`` naming file, row and column. Memory stays flat: only one
-chunk of rows is held at a time.
+Text files have their encoding detected (UTF-8 with or without BOM, UTF-16, GB18030/GBK, Big5/cp950/HKSCS
+with charset-normalizer) unless one is given; a cell that still holds undecodable bytes, a row that breaks
+the file's structure or a line that is not JSON is not dropped: it comes back as a ``QuarantinedRow``
+naming file, row and column. Memory stays flat: only one chunk of rows is held at a time.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline.config import ColumnMapping
 from pipeline.schemas import QuarantinedRow, QuarantineReason
+from pipeline.validate import shown_value
 
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 SUPPORTED = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".xlsx", ".xlsm", ".parquet")
@@ -47,13 +48,24 @@ def is_database_url(source: str) -> bool:
     return "://" in source and not Path(source).exists()
 
 
-def detect_encoding(path: Path) -> str:
-    """Pick the codec that decodes the file's first MiB with (almost) no errors.
+# What Chinese exports come in besides UTF-8 / UTF-16: GBK and GB18030 (mainland), Big5 and its Windows
+# (cp950) and Hong Kong (HKSCS) forms. Offering charset-normalizer only these keeps it from reading a short
+# Big5 file as Shift-JIS.
+CHINESE_ENCODINGS = ["utf_8", "gb18030", "big5", "cp950", "big5hkscs"]
 
-    A handful of bad bytes in a UTF-8 file keeps it UTF-8 (those cells are quarantined later) rather
-    than flipping the whole file to GB18030, which decodes nearly any byte sequence into nonsense.
+
+def detect_encoding(path: Path) -> str:
+    """The file's encoding, judged on its first MiB.
+
+    Byte-order marks and UTF-16 come first; a file that is (almost) clean UTF-8 is UTF-8 — a handful of bad
+    bytes keeps it UTF-8 (those cells are quarantined later) rather than flipping the whole file to a
+    codec that decodes them into nonsense. Otherwise charset-normalizer chooses between GB18030 and the
+    Big5 family; when none fits, the codec with the fewest undecodable bytes.
     """
-    head = path.open("rb").read(_SAMPLE_BYTES)
+    from charset_normalizer import from_bytes
+
+    with path.open("rb") as handle:
+        head = handle.read(_SAMPLE_BYTES)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -65,6 +77,9 @@ def detect_encoding(path: Path) -> str:
     utf8_errors = head.decode("utf-8", errors="replace").count("\ufffd")
     if utf8_errors == 0 or utf8_errors <= len(head) / 2000:
         return "utf-8"
+    best = from_bytes(head, cp_isolation=CHINESE_ENCODINGS).best()
+    if best is not None:
+        return best.encoding
     gb_errors = head.decode("gb18030", errors="replace").count("\ufffd")
     return "gb18030" if gb_errors < utf8_errors else "utf-8"
 
@@ -78,7 +93,7 @@ def _undecodable_column(source: str, row: int, cells: dict) -> QuarantinedRow | 
         if _has_undecodable(value):
             shown = value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
             return QuarantinedRow(source, row, column, QuarantineReason.UNDECODABLE,
-                                  f"cell holds bytes that are not valid in the file's encoding: {shown[:40]!r}",
+                                  f"cell holds bytes that are not valid in the file's encoding: {shown_value(shown)!r}",
                                   {k: str(v).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                                    for k, v in cells.items()})
     return None
@@ -103,13 +118,12 @@ def _chunks_from_rows(source: str, rows: Iterator[tuple[int, dict | QuarantinedR
         yield chunk
 
 
-def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+def _iter_delimited(path: Path, delimiter: str, encoding: str | None) -> Iterator[tuple[int, dict | QuarantinedRow]]:
     source = str(path)
-    encoding = detect_encoding(path)
-    with path.open(encoding=encoding, errors="surrogateescape", newline="") as handle:
+    with path.open(encoding=encoding or detect_encoding(path), errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         try:
-            header = [h.strip() for h in next(reader)]
+            header = [h.strip().lstrip("\ufeff") for h in next(reader)]  # a BOM under an explicit utf-8
         except StopIteration:
             return
         row_number = 0
@@ -136,10 +150,9 @@ def _iter_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, dict | Qu
             yield row_number, dict(zip(header, row))
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+def _iter_jsonl(path: Path, encoding: str | None) -> Iterator[tuple[int, dict | QuarantinedRow]]:
     source = str(path)
-    encoding = detect_encoding(path)
-    with path.open(encoding=encoding, errors="surrogateescape") as handle:
+    with path.open(encoding=encoding or detect_encoding(path), errors="surrogateescape") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -157,20 +170,31 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict | QuarantinedRow]]:
             yield line_number, record
 
 
-def _iter_xlsx(path: Path) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+def _iter_worksheet(worksheet) -> Iterator[tuple[int, dict | QuarantinedRow]]:
+    rows = worksheet.iter_rows(values_only=True)
+    header = next(rows, None)
+    if header is None:
+        return
+    header = [str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
+    for row_number, row in enumerate(rows, start=1):
+        if row is None or all(v is None or str(v).strip() == "" for v in row):
+            continue
+        yield row_number, dict(zip(header, row))
+
+
+def _xlsx_chunks(path: Path, sheet: str | None, chunk_size: int) -> Iterator[RawChunk]:
+    """Every sheet of the workbook, each with its own header row (or only ``sheet``); each sheet's rows are
+    named ``FILE#SHEET``, so a row number always says which sheet it is on."""
     import openpyxl
 
     workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
-        rows = workbook.worksheets[0].iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None:
-            return
-        header = [str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
-        for row_number, row in enumerate(rows, start=1):
-            if row is None or all(v is None or str(v).strip() == "" for v in row):
-                continue
-            yield row_number, dict(zip(header, row))
+        names = [worksheet.title for worksheet in workbook.worksheets]
+        if sheet is not None and sheet not in names:
+            raise SourceError(f"{path}: no sheet {sheet!r}; the workbook has {names} (choose one with --sheet, "
+                              "or leave it out to read every sheet)")
+        for name in [sheet] if sheet is not None else names:
+            yield from _chunks_from_rows(f"{path}#{name}", _iter_worksheet(workbook[name]), chunk_size)
     finally:
         workbook.close()
 
@@ -208,9 +232,11 @@ def _iter_sql(url: str, table: str | None, query: str | None,
         engine.dispose()
 
 
-def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = None,
-                    query: str | None = None) -> Iterator[RawChunk]:
-    """Yield the source's rows in chunks of at most ``chunk_size`` (good and quarantined together)."""
+def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = None, query: str | None = None,
+                    encoding: str | None = None, sheet: str | None = None) -> Iterator[RawChunk]:
+    """Yield the source's rows in chunks of at most ``chunk_size`` (good and quarantined together).
+    ``encoding``: of a text file, when it is not to be detected; ``sheet``: the one workbook sheet to read
+    (default: every sheet)."""
     if is_database_url(source):
         label = f"{source.split('://')[0]}:{table or 'query'}"
         yield from _chunks_from_rows(label, _iter_sql(source, table, query, chunk_size), chunk_size)
@@ -220,11 +246,12 @@ def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = 
         raise SourceError(f"{source}: no such file (give a path to {', '.join(SUPPORTED)} or a database URL)")
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
-        rows = _iter_delimited(path, TEXT_SUFFIXES[suffix])
+        rows = _iter_delimited(path, TEXT_SUFFIXES[suffix], encoding)
     elif suffix in (".jsonl", ".ndjson"):
-        rows = _iter_jsonl(path)
+        rows = _iter_jsonl(path, encoding)
     elif suffix in (".xlsx", ".xlsm"):
-        rows = _iter_xlsx(path)
+        yield from _xlsx_chunks(path, sheet, chunk_size)
+        return
     elif suffix == ".parquet":
         rows = _iter_parquet(path, chunk_size)
     else:
@@ -246,13 +273,34 @@ def stable_id(text: str, created_at: str, channel: str) -> str:
     return "auto-" + digest.hexdigest()[:16]
 
 
+# Headers Chinese exports give the complaint text (simplified, then traditional). Used only while the
+# settings keep the default text column name, the row has no such column and exactly one of these: two of
+# them would be a guess.
+TEXT_COLUMN_ALIASES = ("投诉内容", "投诉描述", "投诉详情", "问题描述", "反馈内容", "留言内容", "诉求内容", "工单内容",
+                       "评价内容", "评论内容", "内容", "正文", "文本",
+                       "投訴內容", "投訴描述", "投訴詳情", "問題描述", "反饋內容", "留言內容", "訴求內容", "工單內容",
+                       "評價內容", "評論內容", "內容")
+DEFAULT_TEXT_COLUMN = ColumnMapping.model_fields["text"].default
+
+
+def text_column_in(cells: dict, columns: ColumnMapping) -> str | None:
+    """The row's column that holds the complaint text, or None when it has none (or more than one alias)."""
+    if columns.text in cells:
+        return columns.text
+    if columns.text != DEFAULT_TEXT_COLUMN:
+        return None
+    aliases = [alias for alias in TEXT_COLUMN_ALIASES if alias in cells]
+    return aliases[0] if len(aliases) == 1 else None
+
+
 def map_columns(chunk: RawChunk, columns: ColumnMapping) -> pd.DataFrame:
     """Raw records → a frame with the product's own column names; other columns go to ``metadata``."""
     mapped = {columns.id, columns.text, columns.created_at, columns.channel}
     rows = []
     for record in chunk.records:
         cells = record["cells"]
-        text = _as_text(cells.get(columns.text))
+        text_column = text_column_in(cells, columns)
+        text = _as_text(cells.get(text_column))
         created_at = _as_text(cells.get(columns.created_at))
         channel = _as_text(cells.get(columns.channel))
         given_id = _as_text(cells.get(columns.id)).strip()
@@ -261,10 +309,10 @@ def map_columns(chunk: RawChunk, columns: ColumnMapping) -> pd.DataFrame:
             "text": text,
             "created_at_raw": created_at,
             "channel": channel.strip() or None,
-            "metadata": {k: _as_text(v) for k, v in cells.items() if k not in mapped},
+            "metadata": {k: _as_text(v) for k, v in cells.items() if k not in mapped and k != text_column},
             "source": chunk.source,
             "source_row": record["source_row"],
-            "has_text_column": columns.text in cells,
+            "has_text_column": text_column is not None,
         })
     return pd.DataFrame(rows, columns=["complaint_id", "text", "created_at_raw", "channel", "metadata",
                                        "source", "source_row", "has_text_column"])

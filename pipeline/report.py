@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from pipeline import store, trends
 from pipeline.config import Settings
 from pipeline.schemas import CAUSE_NAMES_ZH, NONE_LABEL
+from pipeline.spreadsheet import excel_safe, excel_writer
 from pipeline.trends import OVERALL, TrendError, Trends, period_label
 
 REPORT_FORMATS = ("html", "xlsx", "md")
@@ -33,7 +35,6 @@ EXAMPLE_CHARS = 400
 HEATMAP_ROWS = 25
 HEATMAP_MIN_RESIDUAL = 2.0  # |observed − expected| / √expected a heatmap cell needs to be coloured
 EXCEL_MAX_ROWS = 1_048_576
-EXCEL_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
 
 
 @dataclass(frozen=True)
@@ -212,20 +213,27 @@ def title(result: Trends) -> str:
 
 # ---------------------------------------------------------------- markdown
 
-def _md_cell(value) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+# Characters that start markdown or HTML inline (emphasis, code, links, images, tags, entities, table cells)
+# and the starts of the bare links GFM renderers (Prefect's UI) turn into anchors: "http://", "www.", "a@b".
+_MARKDOWN_ACTIVE = re.compile(r"[\\`*_\[\]<>!|~&@]|(?<=[A-Za-z]):(?=//)|(?<=www)\.", re.IGNORECASE)
+
+
+def markdown_text(value) -> str:
+    """Data as inert markdown text on one line: it renders as written, never as a link, image, tag or cell."""
+    return _MARKDOWN_ACTIVE.sub(lambda m: "\\" + m.group(), " ".join(str(value).split()))
 
 
 def _md_table(header: list[str], rows: list[list]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(markdown_text(v) for v in row) + " |" for row in rows]
 
 
 def render_markdown(report: TrendReport, report_link: str | None = None) -> str:
     result = report.trends
     lines = [f"# {title(result)}", "",
              f"{result.window.start:%Y-%m-%d} – {result.window.end:%Y-%m-%d} · {result.complaints:,} complaints · "
-             f"per {result.period}, split by {result.split_by} · generated {report.generated_at:%Y-%m-%d %H:%M}", ""]
+             f"per {result.period}, split by {markdown_text(result.split_by)} · "
+             f"generated {report.generated_at:%Y-%m-%d %H:%M}", ""]
     if report_link:
         lines += [f"Full report: {report_link}", ""]
     if trends.unfamiliar_warning(result):
@@ -248,8 +256,8 @@ def render_markdown(report: TrendReport, report_link: str | None = None) -> str:
         for cause in result.causes:
             terms = latest_terms[latest_terms["cause"] == cause]
             if not terms.empty:
-                lines.append(f"- **{cause_name(cause)}**: " + ", ".join(
-                    f"{_md_cell(t.term)} ({t.count})" for t in terms.itertuples()))
+                lines.append(f"- **{markdown_text(cause_name(cause))}**: " + ", ".join(
+                    f"{markdown_text(t.term)} ({t.count})" for t in terms.itertuples()))
     lines += ["", "## Method", ""] + [f"- {line}" for line in method_lines(result)]
     return "\n".join(lines) + "\n"
 
@@ -289,9 +297,9 @@ def write_workbook(report: TrendReport, path: Path) -> None:
     if too_long:
         raise TrendError(f"{path}: the sheets {too_long} would pass Excel's {EXCEL_MAX_ROWS:,} rows; "
                          "choose a longer --period, a shorter window or a --by column with fewer values")
-    with pd.ExcelWriter(path, engine="xlsxwriter", engine_kwargs={"options": EXCEL_OPTIONS}) as writer:
+    with excel_writer(path) as writer:
         for name, frame in sheets.items():
-            frame.to_excel(writer, sheet_name=name, index=False)
+            excel_safe(frame).to_excel(writer, sheet_name=name, index=False)
             sheet = writer.sheets[name]
             sheet.freeze_panes(1, 0)
             sheet.set_column(0, max(len(frame.columns) - 1, 0), 14)

@@ -20,6 +20,7 @@ from pipeline import store
 from pipeline.ingest import detect_encoding
 from pipeline.reserved import is_reserved
 from pipeline.schemas import CAUSES, NONE_LABEL, canonical_label
+from pipeline.spreadsheet import unguard_cell
 
 # Exported for people: what the model said, then the columns they fill in.
 EXPORT_COLUMNS = ["complaint_id", "text", "predicted_cause", "confidence", "predicted_secondary_causes",
@@ -80,7 +81,7 @@ def read_review_file(path: Path | str) -> pd.DataFrame:
     missing = [c for c in ("complaint_id", "cause") if c not in frame.columns]
     if missing:
         raise ReviewFileError(f"{path}: missing column(s) {missing}; start from `complaints review export`")
-    return frame.fillna("").astype(str)
+    return frame.fillna("").astype(str).map(unguard_cell)  # the apostrophe our CSV export put before =, +, -, @
 
 
 def _labels(cell: str) -> list[str]:

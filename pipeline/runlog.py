@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from pipeline import store
 from pipeline.schemas import QUARANTINE_ADVICE, UNFAMILIAR_NOTE_SHARE, QuarantinedRow
+from pipeline.spreadsheet import guard_csv_cell
 
 QUARANTINE_FILE_COLUMNS = ["source", "row", "column", "reason", "detail", "what_to_do", "raw"]
 
@@ -24,8 +25,9 @@ def append_quarantine_file(path: Path, rows: list[QuarantinedRow]) -> None:
         if new_file:
             writer.writerow(QUARANTINE_FILE_COLUMNS)
         for row in rows:
-            writer.writerow([row.source, row.source_row, row.column, row.reason.value, row.detail,
-                             QUARANTINE_ADVICE[row.reason], json.dumps(row.raw, ensure_ascii=False, default=str)])
+            writer.writerow([guard_csv_cell(cell) for cell in (
+                row.source, row.source_row, row.column, row.reason.value, row.detail, QUARANTINE_ADVICE[row.reason],
+                json.dumps(row.raw, ensure_ascii=False, default=str))])
 
 
 def run_summary(engine: sa.Engine, run_id: str, settings, quarantine_file: Path | None) -> dict:

@@ -54,7 +54,7 @@ QUARANTINE_ADVICE = {
     QuarantineReason.BAD_DATE: "use an ISO date such as 2026-11-23 or 2026-11-23 14:05",
     QuarantineReason.DUPLICATE_IN_SOURCE: "two rows share this id; give each complaint its own id",
     QuarantineReason.ID_CONFLICT: "this id was already stored with a different text; use a new id",
-    QuarantineReason.MISSING_COLUMN: "map the column in the settings file ([columns]) or rename it",
+    QuarantineReason.MISSING_COLUMN: "map the column: --column FIELD=NAME, or [columns] in the settings file",
 }
 
 

@@ -24,6 +24,7 @@ from pipeline.ingest import detect_encoding
 from pipeline.model import build_pipeline, vocabulary_coverage
 from pipeline.registry import save_artifact
 from pipeline.schemas import CAUSES, NONE_LABEL, UNFAMILIAR_NOTE_SHARE, canonical_label
+from pipeline.spreadsheet import unguard_cell
 
 
 class TrainingDataError(ValueError):
@@ -44,7 +45,7 @@ def read_labelled(path: Path | str, text_column: str = "text", label_column: str
         if column not in frame.columns:
             raise TrainingDataError(f"{path}: no column {column!r}; columns are {list(frame.columns)} "
                                     "(choose them with --text-column / --label-column)")
-    frame = frame.fillna("")
+    frame = frame.fillna("").map(unguard_cell)  # the apostrophe our CSV exports put before =, +, -, @
     empty = (frame[text_column].str.strip() == "") | (frame[label_column].str.strip() == "")
     frame = frame[~empty].copy()
     frame[text_column] = frame[text_column].astype(str)

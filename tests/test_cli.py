@@ -49,6 +49,40 @@ def test_classify_to_jsonl_with_the_lexicon(gbk_input, tmp_path):
     assert records[0]["cause"] == "personnel" and records[0]["remedy"] == "RS-PER"
 
 
+def test_classify_reads_a_big5_export_as_big5(tmp_path):
+    source = tmp_path / "taiwan_big5.csv"
+    rows = [("T1", "櫃檯服務員態度惡劣，愛答不理"), ("T2", "冷氣壞了一晚上沒修好，沒有熱水"),
+            ("T3", "颱風導致航班取消，飯店拒絕退款")]
+    pd.DataFrame(rows, columns=["id", "text"]).to_csv(source, index=False, encoding="big5")
+    output = tmp_path / "out.jsonl"
+    result = complaints("classify", "--input", str(source), "--output", str(output), "--lexicon")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [r["cause"] for r in records] == ["personnel", "technology", "random"]
+    assert not (tmp_path / "out.invalid.csv").exists()
+
+    told = complaints("classify", "--input", str(source), "--output", str(output), "--lexicon", "--encoding", "gb18030")
+    assert told.returncode == 0, told.stderr  # an explicit encoding is used as given
+    assert [json.loads(line)["cause"] for line in output.read_text(encoding="utf-8").splitlines()] != \
+        ["personnel", "technology", "random"]
+
+
+def test_classify_reads_every_sheet_of_a_workbook_or_the_one_named(tmp_path):
+    source = tmp_path / "export.xlsx"
+    with pd.ExcelWriter(source) as writer:
+        pd.DataFrame({"id": [f"O{i}" for i in range(15)], "text": ["前台服务员态度很差"] * 15}).to_excel(
+            writer, sheet_name="十月", index=False)
+        pd.DataFrame({"id": [f"N{i}" for i in range(10)], "text": ["空调坏了没人修"] * 10}).to_excel(
+            writer, sheet_name="十一月", index=False)
+    output = tmp_path / "out.csv"
+    result = complaints("classify", "--input", str(source), "--output", str(output), "--lexicon")
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(output, encoding="utf-8-sig")) == 25
+    result = complaints("classify", "--input", str(source), "--output", str(output), "--lexicon", "--sheet", "十一月")
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(output, encoding="utf-8-sig")["id"].tolist() == [f"N{i}" for i in range(10)]
+
+
 def test_classify_text_prints_cause_remedy_and_masks_pii():
     result = complaints("classify-text", "快递员态度很差还骂人，我的电话13912345678")
     assert result.returncode == 0, result.stderr

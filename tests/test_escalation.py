@@ -54,6 +54,42 @@ def test_words_that_do_not_escalate(escalator, text):
     assert escalator.text_triggers(text) == []
 
 
+HOTEL_PRAISE = ("这是第二次入住了，酒店整体环境优雅，房间设施一般，不过卫生还可以，每次入住后，习惯检查一下床面是否整洁，"
+                "近期出差，入住的酒店中，只有这一家未发现床上有残留的头发等异物。")
+
+
+@pytest.mark.parametrize("text", [
+    HOTEL_PRAISE,  # the demo sample's review that became a priority-1 safety ticket due in 2 hours
+    "菜品干净，没有异物", "包装完好无异物", "仔细检查过，未发现任何异物", "没有发现任何异物，很放心",
+    "无人受伤，只是等了很久", "吃完没有出现过敏，但是菜太咸", "还没有报警，先找你们客服",
+])
+def test_negated_words_do_not_escalate(escalator, text):
+    assert escalator.text_triggers(text) == []
+
+
+@pytest.mark.parametrize("text, evidence", [
+    ("饭里吃出了异物", "异物"),
+    ("没想到饭里吃出了异物", "异物"),  # 没想到 is surprise, not a negation
+    ("没发现问题就给我吃出了异物", "异物"),  # a second finding: the negation does not reach the word
+    ("未发现头发，结果吃出了异物", "异物"),  # another clause
+    ("包装里没有异物，但是吃完拉肚子了", "拉肚子"),  # one word negated, another not
+    ("没人管孩子，孩子受伤了", "受伤"),
+    ("不小心烫伤了手", "烫伤"),
+])
+def test_words_without_a_negation_still_escalate(escalator, text, evidence):
+    triggers = escalator.text_triggers(text)
+    assert codes(triggers) == ["safety_incident"] and triggers[0].evidence == (evidence,)
+
+
+def test_the_praising_hotel_review_gets_an_ordinary_ticket(lexicon_settings, tmp_path):
+    rows = [("P1", HOTEL_PRAISE, "2026-10-10 12:26", "wechat", "广州天河店", ""),
+            ("P2", "饭菜里吃出了异物，太恶心了", "2026-10-10 13:00", "app", "广州天河店", "")]
+    tickets = {t["complaint_id"]: t for t in process_file(lexicon_settings, write_complaints(tmp_path / "in.csv", rows),
+                                                         now=NOW)["ticket_rows"]}
+    assert json.loads(tickets["P1"]["escalation_reasons"]) == [] and tickets["P1"]["priority"] > 1
+    assert tickets["P2"]["priority"] == 1 and tickets["P2"]["due_at"] == NOW + timedelta(hours=2)
+
+
 def test_escalation_takes_the_most_urgent_priority_and_shortest_sla():
     decision = Router.from_files(DATA_DIR / "routing" / "routing.toml",
                                  DATA_DIR / "routing" / "remedies.toml").route_for_cause("customer")
@@ -127,6 +163,8 @@ def test_the_customer_column_is_configurable(tmp_path):
     (('code = "repeat_complaint"', 'code = "safety_incident"'), "rule codes must be unique", "safety_incident"),
     (('ignore = ["没有受伤"', 'ignore = ["  ", "没有受伤"'), "terms.1.ignore", "blank entries"),
     (("[repeat]", "[repeats]"), "repeats", "Extra inputs are not permitted"),
+    (("max_gap = 12", "max_gap = 100"), "negation.max_gap", "less than or equal to 40"),
+    (('cues = ["没有"', 'cues = ["", "没有"'), "negation.cues", "blank entries"),
 ])
 def test_a_malformed_escalation_file_names_key_and_reason(tmp_path, change, key, reason):
     text = RULES.read_text(encoding="utf-8")

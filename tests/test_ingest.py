@@ -37,6 +37,43 @@ def test_csv_encodings_are_detected(tmp_path, encoding, expected):
     assert not quarantined
 
 
+# Taiwan / Hong Kong exports: traditional characters in Big5 (and its Windows and HKSCS forms)
+TRADITIONAL = [("T1", "房間冷氣壞了，櫃檯服務員態度很差", "2026-11-01 10:00", "app"),
+               ("T2", "外送員把餐點送錯了，客服說要等三天才能退款", "2026-11-02 11:30", "hotline"),
+               ("T3", "銀行櫃員態度惡劣，辦理業務等了兩個小時", "2026/11/03", "web")]
+HONG_KONG = [("H1", "佢哋嘅服務態度真係好差，等咗成個鐘都冇人理", "2026-11-04", "app")]
+WINDOWS_BIG5 = [("W1", "碁盤桌送來時已經損壞，退款少了€5", "2026-11-05", "web")]
+
+
+def _write_rows(path, rows, encoding, sep=","):
+    lines = [sep.join(["id", "text", "created_at", "channel"])] + [sep.join(r) for r in rows]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize("encoding,rows", [("big5", TRADITIONAL), ("big5", TRADITIONAL[:1]),
+                                           ("cp950", TRADITIONAL + WINDOWS_BIG5),
+                                           ("big5hkscs", TRADITIONAL + HONG_KONG),
+                                           ("gb18030", TRADITIONAL), ("utf-8", TRADITIONAL)])
+def test_traditional_chinese_files_are_read_in_their_own_encoding(tmp_path, encoding, rows):
+    path = _write_rows(tmp_path / f"taiwan_{encoding}.csv", rows, encoding)
+    _, records, quarantined = _read_all(path)
+    assert [r["cells"]["text"] for r in records] == [r[1] for r in rows]
+    assert not quarantined
+
+
+def test_an_explicit_encoding_wins_over_detection(tmp_path):
+    path = _write_rows(tmp_path / "taiwan.tsv", TRADITIONAL, "big5", sep="\t")
+    _, records, _ = _read_all(path, encoding="big5")
+    assert [r["cells"]["text"] for r in records] == [r[1] for r in TRADITIONAL]
+    _, records, quarantined = _read_all(path, encoding="gb18030")  # told wrong: read as told, nothing dropped
+    assert len(records) + len(quarantined) == len(TRADITIONAL)
+    assert [r["cells"]["text"] for r in records] != [r[1] for r in TRADITIONAL]
+    bom = _write_rows(tmp_path / "bom.csv", TRADITIONAL, "utf-8-sig")
+    _, records, _ = _read_all(bom, encoding="utf-8")
+    assert records[0]["cells"]["id"] == "T1"  # the BOM is not part of the first column's name
+
+
 def test_tsv_is_read_with_tabs(tmp_path):
     path = tmp_path / "complaints.tsv"
     path.write_text(_csv_text("\t"), encoding="utf-8")
@@ -90,6 +127,44 @@ def test_xlsx_is_read_with_dates(tmp_path):
     assert mapped["created_at_raw"].iloc[0].startswith("2026-11-01 10:00")
 
 
+def _two_sheet_workbook(path):
+    """An export split by month: 15 rows on the first sheet, 10 on the second (its columns in another order)."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    first.title = "十月"
+    first.append(["id", "text", "created_at"])
+    for i in range(15):
+        first.append([f"O{i}", f"第{i}位顾客：房间空调坏了", f"2026-10-{i + 1:02d}"])
+    second = workbook.create_sheet("十一月")
+    second.append(["text", "id"])
+    for i in range(10):
+        second.append([f"第{i}位顾客：快递送错了", f"N{i}"])
+    workbook.create_sheet("空白")
+    workbook.save(path)
+    return path
+
+
+def test_every_sheet_of_a_workbook_is_read(tmp_path):
+    path = _two_sheet_workbook(tmp_path / "export.xlsx")
+    chunks, records, quarantined = _read_all(path, chunk_size=10)
+    assert len(records) == 25 and not quarantined
+    assert [r["cells"]["id"] for r in records] == [f"O{i}" for i in range(15)] + [f"N{i}" for i in range(10)]
+    assert [(c.source, c.rows_read) for c in chunks] == [
+        (f"{path}#十月", 10), (f"{path}#十月", 5), (f"{path}#十一月", 10)]
+    mapped = map_columns(chunks[-1], ColumnMapping())
+    assert mapped["text"].iloc[0] == "第0位顾客：快递送错了" and mapped["source_row"].iloc[0] == 1
+
+
+def test_one_sheet_can_be_named_and_a_wrong_name_lists_the_sheets(tmp_path):
+    path = _two_sheet_workbook(tmp_path / "export.xlsx")
+    _, records, _ = _read_all(path, sheet="十一月")
+    assert [r["cells"]["id"] for r in records] == [f"N{i}" for i in range(10)]
+    with pytest.raises(SourceError, match=r"no sheet '十二月'; the workbook has \['十月', '十一月', '空白'\]"):
+        _read_all(path, sheet="十二月")
+
+
 def test_parquet_streams_in_chunks(tmp_path):
     path = tmp_path / "big.parquet"
     pd.DataFrame({"id": [f"P{i}" for i in range(250)], "text": ["网络信号差"] * 250}).to_parquet(path)
@@ -139,3 +214,11 @@ def test_large_file_is_read_in_flat_chunks(tmp_path):
             handle.write(f"L{i},第{i}位顾客投诉快递太慢\n")
     sizes = [c.rows_read for c in iter_raw_chunks(str(path), chunk_size=5000)]
     assert sizes == [5000, 5000, 2000]
+
+
+def test_an_undecodable_cell_is_named_without_its_phone_number(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(_csv_text().encode("utf-8") + "A4,回电13812345678 ".encode("utf-8") + b"\xff\xfe,2026-11-04,app\r\n")
+    _, _, quarantined = _read_all(path)
+    assert quarantined[0].reason == QuarantineReason.UNDECODABLE
+    assert "13812345678" not in quarantined[0].detail and "[手机号]" in quarantined[0].detail

@@ -132,6 +132,42 @@ def test_markdown_summary_lists_the_alert_and_the_method(report_files):
     assert "Benjamini–Hochberg" in summary and f"No alert below {report.trends.rule.min_count} complaints" in summary
 
 
+MARKDOWN_HOSTILE_CHANNEL = '[点我](http://evil.example) ![x](http://evil.example/x.png) <img src=x onerror="alert(1)">|a'
+MARKDOWN_HOSTILE_TERM = "**www.evil.example** `code` &lt;b&gt; a@b.example\n| x | y |"
+
+
+def test_markdown_renders_hostile_data_as_plain_text(tmp_path):
+    """A channel and a term holding links, an image, HTML, an entity and table breaks: rendered by a real
+    markdown renderer (CommonMark + tables), none of it becomes markup, and every table keeps its shape."""
+    from markdown_it import MarkdownIt
+
+    from pipeline.report import render_markdown
+
+    rows = synthetic_rows(seed=21, days=126, per_day=60,
+                          spike={"channel": "app", "cause": "technology", "factor": 3.0, "last_days": 14})
+    rows["channel"] = rows["channel"].replace("app", MARKDOWN_HOSTILE_CHANNEL)
+    rows["explanation"] = rows["explanation"].replace("死机", MARKDOWN_HOSTILE_TERM)
+    settings = load_settings(work_dir=tmp_path)
+    engine = store.connect(settings.resolved_database_url)
+    write_to_store(engine, rows)
+    report = build_report(engine, settings)
+    engine.dispose()
+    summary = render_markdown(report)
+    assert any("technology" in line and "点我" in line for line in summary.splitlines())  # the alert is there
+    assert "点我" in summary and "evil" in summary.split("## Method")[0].split("## Terms")[1]  # and the term
+
+    rendered = MarkdownIt("commonmark").enable("table").render(summary)
+    for markup in ("<a ", "<img", "<code>", "<strong>www", "<b>"):
+        assert markup not in rendered
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in rendered  # shown as written
+    assert "&amp;lt;b&amp;gt;" in rendered  # an entity in the data stays the text it was
+    for table in rendered.split("<table>")[1:]:
+        header_cells = table.split("</thead>")[0].count("<th>")
+        body_rows = table.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+        assert body_rows and all(row.count("<td>") == header_cells for row in body_rows)
+    assert "http://" not in summary and "www." not in summary  # GFM's bare-link rule (Prefect's UI) finds none
+
+
 def _complaints(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=PROJECT_ROOT)
 

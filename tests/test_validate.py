@@ -53,3 +53,22 @@ def test_dates_in_common_export_formats():
     assert parsed.iloc[1] == pd.Timestamp("2026-11-03 08:00")
     assert parsed.iloc[2] == pd.Timestamp("2026-11-23 06:05")  # time-zone aware → UTC
     assert pd.isna(parsed.iloc[3]) and pd.isna(parsed.iloc[4])
+
+
+PHONE = "13812345678"
+
+
+def test_reasons_never_repeat_a_phone_number_from_the_row():
+    frame = _frame([
+        {"id": "1", "text": PHONE, "created_at": ""},  # a bare phone number as the complaint
+        {"id": "2", "text": "服务员态度差", "created_at": f"请打{PHONE}"},  # typed into the date column
+        {"id": PHONE, "text": "服务员态度差"},
+        {"id": PHONE, "text": "又是态度差"},  # the id is a phone number, twice
+    ])
+    _, bad = validate_rows(frame, set(), max_text_chars=100)
+    assert [q.reason for q in bad] == [QuarantineReason.NO_LETTERS, QuarantineReason.BAD_DATE,
+                                       QuarantineReason.DUPLICATE_IN_SOURCE]
+    for row in bad:
+        assert "1381234" not in row.detail and "1381234" not in row.message()
+    assert bad[0].detail == "the text (11 characters) has no letters"
+    assert "[手机号]" in bad[1].detail and "[手机号]" in bad[2].detail
