@@ -244,30 +244,66 @@ def serve(source: str = typer.Argument(..., help="what the nightly run reads"),
 
 
 @app.command()
-def train(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX"),
+def train(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX (labels in English or Chinese)"),
           text_column: str = typer.Option("text", "--text-column"),
           label_column: str = typer.Option("cause", "--label-column"),
           output: Path = typer.Option(Path("models/custom"), "--output", help="artifact folder"),
-          folds: int = typer.Option(5, "--folds", min=2),
+          base: Optional[str] = typer.Option(None, "--base",
+                                             help="'default' (the shipped model) or a model folder: learn the company's "
+                                                  "industry on top of it from a few hundred labels"),
+          company_share: float = typer.Option(0.3, "--company-share", min=0.05, max=0.95,
+                                              help="with --base: share of the training weight the file's rows carry"),
+          folds: Optional[int] = typer.Option(None, "--folds", min=2, help="cross-validation folds (5; 3 with --base)"),
           features: str = typer.Option("union+lexicon", "--features", help="words | chars | union | union+lexicon"),
-          estimator: str = typer.Option("logreg", "--estimator", help="logreg | svm | cnb"),
+          estimator: str = typer.Option("logreg", "--estimator", help="logreg | two-stage | svm | cnb"),
           engine: str = typer.Option("jieba", "--engine", help="jieba | rjieba"),
-          review_precision: float = typer.Option(0.8, "--review-precision", min=0.0, max=1.0,
-                                                 help="precision the auto-routed predictions must reach "
-                                                      "on cross-validation; the rest go to review")) -> None:
-    """Train on any labelled file with any label set; cross-validate; save a versioned artifact."""
+          review_precision: Optional[float] = typer.Option(None, "--review-precision", min=0.0, max=1.0,
+                                                           help="precision the auto-routed predictions must reach on "
+                                                                "cross-validation (0.8; 0.85 with --base); the rest go to review")) -> None:
+    """Train on any labelled file with any label set, or (--base) adapt the shipped model to a company's labels;
+    cross-validate; save a versioned artifact with its model card."""
     from pipeline.training import read_labelled, train_model
 
+    if base is not None:
+        _train_adapted(data, base, output, text_column, label_column, company_share, folds or 3,
+                       review_precision or 0.85)
+        return
+    folds = folds or 5
     frame = read_labelled(data, text_column, label_column)
     console.print(f"training on {len(frame)} rows, labels: {frame[label_column].value_counts().to_dict()}")
     with console.status(f"{folds}-fold cross-validation and final fit …"):
         metadata = train_model(frame, text_column=text_column, label_column=label_column, out_dir=output,
                                folds=folds, feature_set=features, estimator=estimator, engine=engine,
-                               name=output.name, data_source=str(data), review_precision=review_precision)
+                               name=output.name, data_source=str(data), review_precision=review_precision or 0.8)
     _print_metrics(metadata["cross_validation"], f"{folds}-fold cross-validation")
     (output / "metrics.json").write_text(json.dumps(metadata["cross_validation"], ensure_ascii=False, indent=2),
                                          encoding="utf-8")
     console.print(f"model {metadata['version']} → {output / 'model.joblib'} (metrics in {output / 'metrics.json'})")
+
+
+def _train_adapted(data: Path, base: str, output: Path, text_column: str, label_column: str,
+                   company_share: float, folds: int, review_precision: float) -> None:
+    from pipeline.adapt import train_adapted
+    from pipeline.config import MODELS_DIR
+
+    base_dir = MODELS_DIR / "default" if base == "default" else Path(base)
+    started = datetime.now()
+    with console.status("adapting …") as status:
+        def progress(message: str) -> None:
+            elapsed = (datetime.now() - started).total_seconds()
+            console.log(escape(message))
+            status.update(f"{escape(message)} ({elapsed:.0f} s so far; a few minutes in all on 2 cores)")
+
+        metadata = train_adapted(data, base_dir, output, text_column=text_column, label_column=label_column,
+                                 company_share=company_share, folds=folds, review_precision=review_precision,
+                                 progress=progress)
+    adaptation = metadata["adaptation"]
+    if "cross_validation" in adaptation:
+        _print_metrics(adaptation["cross_validation"], f"the company's {adaptation['company_rows']} rows, "
+                                                       f"{folds}-fold cross-validation")
+    console.print(f"model {metadata['version']} → {output / 'model.joblib'}, model card {output / 'MODEL_CARD.md'}\n"
+                  f"use it: set model_path = \"{output / 'model.joblib'}\" in the settings file "
+                  f"(or COMPLAINTS_MODEL_PATH={output / 'model.joblib'})")
 
 
 def _print_metrics(report: dict, title: str) -> None:

@@ -122,15 +122,47 @@ def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path]
 def review_export(output: Path = typer.Option(..., "--output", help=".csv or .xlsx for people to fill in"),
                   include_reviewed: bool = typer.Option(False, "--include-reviewed",
                                                         help="also items that already have a review"),
+                  limit: Optional[int] = typer.Option(None, "--limit", min=1, help="at most this many, in teaching order"),
+                  model: Optional[Path] = typer.Option(None, "--model", help="model whose uncertainty orders the items "
+                                                                              "(default: the settings' model)"),
                   config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
-    """Items flagged for review or escalated, with empty cause / secondary_causes / reviewer / note columns."""
-    from pipeline.review import review_candidates
+    """Items flagged for review or escalated, with empty cause / secondary_causes / reviewer / note columns:
+    escalated first, then the items whose labels would teach the model most (see `review select`)."""
+    from pipeline.classify import load_model
+    from pipeline.review import review_candidates, teaching_order
 
     with _one_line_errors():
-        frame = review_candidates(_engine(_settings(config, work_dir)), include_reviewed=include_reviewed)
+        settings = _settings(config, work_dir)
+        frame = review_candidates(_engine(settings), include_reviewed=include_reviewed)
+        frame = teaching_order(frame, load_model(settings, model), chosen=limit or 500)
+        if limit is not None:
+            frame = frame.head(limit)
         write_table(frame, output, SPREADSHEET_SUFFIXES)
     console.print(f"{len(frame)} item(s) to review → {output}; fill in 'cause' (and optionally "
                   "secondary_causes, reviewer, note), then `complaints review import`")
+
+
+@review_app.command("select")
+def review_select(input: Path = typer.Option(..., "--input", help="unlabelled complaints: id,text (any supported format)"),
+                  limit: int = typer.Option(200, "--limit", min=1, help="how many to label"),
+                  output: Path = typer.Option(..., "--output", help=".csv or .xlsx with an empty 'cause' column"),
+                  model: Optional[Path] = typer.Option(None, "--model", help="the model to teach (default: the settings' model)"),
+                  exclude: Optional[Path] = typer.Option(None, "--exclude",
+                                                         help="a labelled file whose ids are not chosen again"),
+                  seed: int = typer.Option(0, "--seed"),
+                  config: Optional[Path] = ConfigOption) -> None:
+    """Choose the complaints whose labels would teach the model most: the ones it is least sure of, spread over
+    the kinds of text in the file. Fill in 'cause' (English or Chinese names), then `complaints train --base
+    default --data FILE`."""
+    from pipeline.review import select_file
+
+    with _one_line_errors():
+        settings = _settings(config, None)
+        frame, pool_size = select_file(settings, input, limit, model=model, exclude=exclude, seed=seed)
+        write_table(frame, output, SPREADSHEET_SUFFIXES)
+    console.print(f"{len(frame)} of {pool_size} complaints chosen → {output}; fill in 'cause' "
+                  "(personnel/人员, process/流程, technology/技术, management/管理, customer/顾客, random/随机因素, none/非投诉), "
+                  f"then `complaints train --base default --data {output}`")
 
 
 @review_app.command("import")

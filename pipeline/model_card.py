@@ -113,6 +113,12 @@ def _weaknesses(model_dir: Path, causes: dict) -> list[str]:
     return lines
 
 
+def _write(model_dir: Path, lines: list[str]) -> Path:
+    path = model_dir / "MODEL_CARD.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
 def write_model_card(model_dir: Path) -> Path:
     metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
     heldout = json.loads((model_dir / "heldout_metrics.json").read_text(encoding="utf-8"))
@@ -189,6 +195,71 @@ def write_model_card(model_dir: Path) -> Path:
         *_weaknesses(model_dir, causes),
         "",
     ]
-    path = model_dir / "MODEL_CARD.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return _write(model_dir, lines)
+
+
+def _company_lines(adaptation: dict) -> list[str]:
+    counts = ", ".join(f"{k} {v}" for k, v in adaptation["company_class_counts"].items())
+    lines = [f"- Adapted from `{adaptation['base_version']}` (sha256 `{adaptation['base_sha256'][:16]}…`) on "
+             f"{adaptation['company_rows']} labelled rows of `{adaptation['company_data']['source']}` ({counts}; "
+             f"fingerprint `{adaptation['company_data']['sha256'][:16]}…`), which carry "
+             f"{adaptation['company_share']:.0%} of the training weight beside the base model's training rows."]
+    cv = adaptation.get("cross_validation")
+    if cv:
+        review = cv["review"]
+        routed = (f"{review['complaints_auto_routed_share']:.0%} of complaints routed without review, "
+                  f"{review['auto_routed_precision']:.1%} of them right" if review.get("auto_routed_precision") is not None
+                  else "no complaint routed without review at the target precision: everything goes to review")
+        causes = cv.get("causes_only", {})
+        lines.append(f"- On the company's own rows, {cv['folds']}-fold cross-validation (each fold predicted by a model "
+                     f"that never saw it): six-cause macro-F1 {causes.get('macro_f1', float('nan')):.3f} "
+                     f"{_interval(causes['macro_f1_ci95']) if causes else ''}, accuracy on complaints "
+                     f"{causes.get('accuracy', float('nan')):.3f}; {routed}. With a few hundred rows these figures are "
+                     "noisy: the intervals say how much.")
+    return lines
+
+
+def write_adapted_model_card(model_dir: Path, base_dir: Path) -> Path:
+    """The card of a model adapted to a company's labels: what it was adapted from and on, how it scores on
+    the company's rows (cross-validated), on the held-out real reviews, and per dev industry where measured."""
+    from pipeline.classify import load_trained_model
+    from pipeline.config import DATA_DIR
+    from pipeline.training import evaluate_model, read_labelled
+
+    metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    heldout = read_labelled(DATA_DIR / "training" / "heldout.csv")
+    report = evaluate_model(load_trained_model(model_dir), heldout)
+    (model_dir / "heldout_metrics.json").write_text(json.dumps({"model": report, "rows": len(heldout)},
+                                                               ensure_ascii=False, indent=2), encoding="utf-8")
+    causes = report["causes_only"]
+    industries_here = model_dir / "industry_metrics.json"
+    industries = ["## Quality per industry (this model)", *_industry_section(model_dir)] if industries_here.exists() else [
+        "## Quality per industry (the base model, before adaptation)",
+        *(_industry_section(base_dir)[:-1]),
+        "Score this model on the dev industries with `python -m bench.industries --model "
+        f"{model_dir} --write` (beside the evaluation corpora).", ""]
+    lines = [
+        f"# Model card: {metadata['version']}",
+        "",
+        "## What it is",
+        "The shipped cause model retrained with a company's own labelled complaints (`complaints train --base`):",
+        "same labels, features and review rules; the company's words and cause mix added.",
+        "",
+        *_company_lines(metadata["adaptation"]),
+        f"- Library versions: {', '.join(f'{k} {v}' for k, v in metadata['library_versions'].items())}; artifact sha256 "
+        f"`{metadata['sha256']}`.",
+        *_policy_lines(metadata["review_policy"]),
+        "",
+        "## Quality on the held-out real reviews (95% bootstrap intervals)",
+        f"- Six causes, complaints only ({causes['rows']} rows): macro-F1 {causes['macro_f1']:.3f} "
+        f"{_interval(causes['macro_f1_ci95'])}, accuracy {causes['accuracy']:.3f} {_interval(causes['accuracy_ci95'])} —",
+        "  compare with the base model's card: a large drop means the company's labels pull the model away from",
+        "  what other industries share.",
+        "",
+        *industries,
+        "## Known weaknesses",
+        "- Causes with only a handful of the company's labels are learnt mostly from the shipped data; label more",
+        "  of them (`complaints review select` chooses the texts the model is least sure of, across kinds of text).",
+        "",
+    ]
+    return _write(model_dir, lines)

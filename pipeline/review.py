@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -65,6 +66,22 @@ def review_candidates(engine: sa.Engine, *, include_reviewed: bool = False) -> p
     for column in ("cause", "secondary_causes", "reviewer", "note"):
         frame[column] = ""
     return frame[EXPORT_COLUMNS]
+
+
+def teaching_order(frame: pd.DataFrame, model, *, chosen: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Escalated items first, most urgent first; then the ``chosen`` items whose labels would teach ``model``
+    most (`review select`'s strategy: uncertain and spread over kinds of text), then the rest, least sure
+    first. With the lexicon (no trained model) the order is left as it is."""
+    from pipeline.adapt import select_for_labelling
+
+    escalated = frame["escalation_reasons"].astype(str) != ""
+    rest = frame[~escalated].reset_index(drop=True)
+    if getattr(model, "kind", "lexicon") == "lexicon" or len(rest) < 2:
+        return frame
+    order, unsure = select_for_labelling(model, rest["text"].tolist(), min(chosen, len(rest)), seed=seed)
+    remaining = np.setdiff1d(np.arange(len(rest)), order)
+    remaining = remaining[np.argsort(-unsure[remaining], kind="stable")]
+    return pd.concat([frame[escalated], rest.iloc[np.concatenate([order, remaining])]], ignore_index=True)
 
 
 def read_review_file(path: Path | str) -> pd.DataFrame:
@@ -165,3 +182,59 @@ def labelled_rows(engine: sa.Engine) -> tuple[pd.DataFrame, int]:
     reserved = [is_reserved(raw) or is_reserved(masked) for raw, masked in zip(frame["text_raw"], frame["text"])]
     kept = frame[~pd.Series(reserved, dtype=bool, index=frame.index)]
     return kept[LABELLED_COLUMNS].fillna("").reset_index(drop=True), int(sum(reserved))
+
+
+SELECT_COLUMNS = ["id", "text", "predicted_cause", "confidence", "uncertainty", "cause", "secondary_causes", "note"]
+
+
+def select_file(settings, source: Path | str, limit: int, *, model: Path | None = None, exclude: Path | None = None,
+                seed: int = 0) -> tuple[pd.DataFrame, int]:
+    """`complaints review select`: the ``limit`` complaints of ``source`` worth labelling first (texts masked),
+    with empty label columns, and how many valid complaints the file held. Ids in ``exclude`` (a file
+    already labelled) are not chosen again."""
+    from pipeline.adapt import select_for_labelling
+    from pipeline.classify import load_model
+    from pipeline.ingest import iter_raw_chunks, map_columns
+    from pipeline.normalise import mask_pii
+    from pipeline.validate import validate_rows
+
+    cause_model = load_model(settings, model)
+    if cause_model.kind == "lexicon":
+        raise ReviewFileError("choosing complaints to label needs a trained model; drop --lexicon / classifier = lexicon")
+    seen: set[str] = set()
+    parts = [validate_rows(map_columns(chunk, settings.columns), seen, max_text_chars=settings.max_text_chars,
+                           text_column=settings.columns.text, date_column=settings.columns.created_at)[0]
+             for chunk in iter_raw_chunks(str(source), chunk_size=settings.batch_size, encoding=settings.encoding,
+                                          sheet=settings.sheet)]
+    pool = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["complaint_id", "text"])
+    if exclude is not None:
+        done = set(read_review_file_any(exclude)["id"])
+        pool = pool[~pool["complaint_id"].isin(done)].reset_index(drop=True)
+    if pool.empty:
+        raise ReviewFileError(f"{source}: no complaints left to choose from (columns id,text; see --exclude)")
+    texts = pool["text"].str.slice(0, settings.max_text_chars).tolist()
+    order, unsure = select_for_labelling(cause_model, texts, limit, seed=seed)
+    probabilities = cause_model.predict_proba([texts[i] for i in order])
+    chosen = pd.DataFrame({
+        "id": pool["complaint_id"].to_numpy()[order],
+        "text": [mask_pii(texts[i]) for i in order],
+        "predicted_cause": np.asarray(cause_model.labels)[probabilities.argmax(axis=1)],
+        "confidence": probabilities.max(axis=1).round(4),
+        "uncertainty": unsure[order].round(4),
+    })
+    for column in ("cause", "secondary_causes", "note"):
+        chosen[column] = ""
+    return chosen[SELECT_COLUMNS], len(pool)
+
+
+def read_review_file_any(path: Path | str) -> pd.DataFrame:
+    """Any labelled or review file's ids (column ``id`` or ``complaint_id``) as strings."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReviewFileError(f"{path}: no such file")
+    frame = (pd.read_excel(path, dtype=str) if path.suffix.lower() in (".xlsx", ".xlsm")
+             else pd.read_csv(path, dtype=str, encoding=detect_encoding(path), keep_default_na=False))
+    column = "id" if "id" in frame.columns else "complaint_id" if "complaint_id" in frame.columns else None
+    if column is None:
+        raise ReviewFileError(f"{path}: no 'id' or 'complaint_id' column to exclude")
+    return pd.DataFrame({"id": frame[column].fillna("").astype(str).map(unguard_cell).str.strip()})
