@@ -124,11 +124,14 @@ def adapt_model(base_metadata: dict, base: pd.DataFrame, company: pd.DataFrame, 
     return fitted, policy, report
 
 
-def read_company_labels(path: Path | str, text_column: str = "text", label_column: str = "cause") -> pd.DataFrame:
-    """The company's labelled rows as ``text, cause, source, sector`` (labels in English or Chinese)."""
-    frame = read_labelled(path, text_column, label_column)
+def read_company_labels(paths, text_column: str = "text", label_column: str = "cause") -> pd.DataFrame:
+    """The company's labelled rows from one or more files as ``text, cause, source, sector`` (labels in
+    English or Chinese). A text labelled twice keeps its last label (a later round corrects an earlier one)."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    frames = [read_labelled(path, text_column, label_column) for path in paths]
+    frame = pd.concat(frames, ignore_index=True).drop_duplicates(subset=[text_column], keep="last")
     return pd.DataFrame({"text": frame[text_column], "cause": frame[label_column],
-                         "source": COMPANY_SOURCE, "sector": COMPANY_SOURCE})
+                         "source": COMPANY_SOURCE, "sector": COMPANY_SOURCE}).reset_index(drop=True)
 
 
 def shipped_training_rows(base_metadata: dict) -> pd.DataFrame:
@@ -145,14 +148,16 @@ def shipped_training_rows(base_metadata: dict) -> pd.DataFrame:
     return rows
 
 
-def train_adapted(company_path: Path | str, base_dir: Path | str, out_dir: Path | str, *,
+def train_adapted(company_paths, base_dir: Path | str, out_dir: Path | str, *,
                   text_column: str = "text", label_column: str = "cause",
                   company_share: float = DEFAULT_COMPANY_SHARE, folds: int = 3, review_precision: float = 0.85,
                   n_jobs: int = 2, progress=lambda message: None) -> dict:
     """`complaints train --base`: adapt the base model to the company's labelled file and save the artifact
     (with its model card). Returns the artifact's metadata."""
     base = load_trained_model(base_dir)
-    company = read_company_labels(company_path, text_column, label_column)
+    company_paths = [company_paths] if isinstance(company_paths, (str, Path)) else list(company_paths)
+    company = read_company_labels(company_paths, text_column, label_column)
+    sources = " + ".join(str(path) for path in company_paths)
     progress(f"reading the {base.version} training rows")
     shipped = shipped_training_rows(base.metadata)
     started = time.perf_counter()
@@ -168,10 +173,10 @@ def train_adapted(company_path: Path | str, base_dir: Path | str, out_dir: Path 
         "review_policy": {**policy_as_dict(policy), "target_precision": review_precision},
         "training_rows": len(texts),
         "class_counts": {str(k): int(v) for k, v in pd.Series(labels).value_counts().items()},
-        "training_data": {"source": f"{base.metadata['training_data']['source']} + {company_path}",
+        "training_data": {"source": f"{base.metadata['training_data']['source']} + {sources}",
                           "sha256": data_fingerprint(texts, labels)},
         "adaptation": {"base_version": base.version, "base_sha256": base.metadata["sha256"],
-                       "company_data": {"source": str(company_path),
+                       "company_data": {"source": sources,
                                         "sha256": data_fingerprint(company["text"], company["cause"])},
                        **report},
         "training_seconds": round(time.perf_counter() - started, 1),

@@ -244,7 +244,8 @@ def serve(source: str = typer.Argument(..., help="what the nightly run reads"),
 
 
 @app.command()
-def train(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX (labels in English or Chinese)"),
+def train(data: list[Path] = typer.Option(..., "--data", help="labelled CSV/XLSX (labels in English or Chinese); "
+                                                                 "with --base, repeat it for every round of labels"),
           text_column: str = typer.Option("text", "--text-column"),
           label_column: str = typer.Option("cause", "--label-column"),
           output: Path = typer.Option(Path("models/custom"), "--output", help="artifact folder"),
@@ -262,13 +263,15 @@ def train(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX (labe
                                                                 "cross-validation (0.8; 0.85 with --base); the rest go to review")) -> None:
     """Train on any labelled file with any label set, or (--base) adapt the shipped model to a company's labels;
     cross-validate; save a versioned artifact with its model card."""
-    from pipeline.training import read_labelled, train_model
+    from pipeline.training import TrainingDataError, read_labelled, train_model
 
     if base is not None:
-        _train_adapted(data, base, output, text_column, label_column, company_share, folds or 3,
+        _train_adapted(list(data), base, output, text_column, label_column, company_share, folds or 3,
                        review_precision or 0.85)
         return
-    folds = folds or 5
+    if len(data) > 1:
+        raise TrainingDataError("one --data file when training from scratch (several are taken with --base)")
+    data, folds = data[0], folds or 5
     frame = read_labelled(data, text_column, label_column)
     console.print(f"training on {len(frame)} rows, labels: {frame[label_column].value_counts().to_dict()}")
     with console.status(f"{folds}-fold cross-validation and final fit …"):
@@ -281,7 +284,7 @@ def train(data: Path = typer.Option(..., "--data", help="labelled CSV/XLSX (labe
     console.print(f"model {metadata['version']} → {output / 'model.joblib'} (metrics in {output / 'metrics.json'})")
 
 
-def _train_adapted(data: Path, base: str, output: Path, text_column: str, label_column: str,
+def _train_adapted(data: list[Path], base: str, output: Path, text_column: str, label_column: str,
                    company_share: float, folds: int, review_precision: float) -> None:
     from pipeline.adapt import train_adapted
     from pipeline.config import MODELS_DIR

@@ -147,8 +147,9 @@ def review_select(input: Path = typer.Option(..., "--input", help="unlabelled co
                   limit: int = typer.Option(200, "--limit", min=1, help="how many to label"),
                   output: Path = typer.Option(..., "--output", help=".csv or .xlsx with an empty 'cause' column"),
                   model: Optional[Path] = typer.Option(None, "--model", help="the model to teach (default: the settings' model)"),
-                  exclude: Optional[Path] = typer.Option(None, "--exclude",
-                                                         help="a labelled file whose ids are not chosen again"),
+                  exclude: Optional[list[Path]] = typer.Option(None, "--exclude",
+                                                               help="a labelled file whose ids are not chosen again "
+                                                                    "(repeat for several)"),
                   seed: int = typer.Option(0, "--seed"),
                   config: Optional[Path] = ConfigOption) -> None:
     """Choose the complaints whose labels would teach the model most: the ones it is least sure of, spread over

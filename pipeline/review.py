@@ -187,11 +187,11 @@ def labelled_rows(engine: sa.Engine) -> tuple[pd.DataFrame, int]:
 SELECT_COLUMNS = ["id", "text", "predicted_cause", "confidence", "uncertainty", "cause", "secondary_causes", "note"]
 
 
-def select_file(settings, source: Path | str, limit: int, *, model: Path | None = None, exclude: Path | None = None,
+def select_file(settings, source: Path | str, limit: int, *, model: Path | None = None, exclude=(),
                 seed: int = 0) -> tuple[pd.DataFrame, int]:
     """`complaints review select`: the ``limit`` complaints of ``source`` worth labelling first (texts masked),
-    with empty label columns, and how many valid complaints the file held. Ids in ``exclude`` (a file
-    already labelled) are not chosen again."""
+    with empty label columns, and how many valid complaints the file held. Ids in the ``exclude`` files
+    (labelled already) are not chosen again."""
     from pipeline.adapt import select_for_labelling
     from pipeline.classify import load_model
     from pipeline.ingest import iter_raw_chunks, map_columns
@@ -207,9 +207,8 @@ def select_file(settings, source: Path | str, limit: int, *, model: Path | None 
              for chunk in iter_raw_chunks(str(source), chunk_size=settings.batch_size, encoding=settings.encoding,
                                           sheet=settings.sheet)]
     pool = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["complaint_id", "text"])
-    if exclude is not None:
-        done = set(read_review_file_any(exclude)["id"])
-        pool = pool[~pool["complaint_id"].isin(done)].reset_index(drop=True)
+    done = {cid for path in exclude or () for cid in read_review_file_any(path)["id"]}
+    pool = pool[~pool["complaint_id"].isin(done)].reset_index(drop=True)
     if pool.empty:
         raise ReviewFileError(f"{source}: no complaints left to choose from (columns id,text; see --exclude)")
     texts = pool["text"].str.slice(0, settings.max_text_chars).tolist()
