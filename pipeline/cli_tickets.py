@@ -37,11 +37,13 @@ SPREADSHEET_SUFFIXES = (".csv", ".xlsx")
 @contextmanager
 def _one_line_errors():
     from pipeline.deliver import TicketFileError
+    from pipeline.lifecycle import ConcurrentUpdateError, TicketUpdateError
     from pipeline.review import ReviewFileError
 
     try:
         yield
-    except (ConfigError, ReviewFileError, TicketFileError, TableFormatError) as exc:
+    except (ConfigError, ReviewFileError, TicketFileError, TableFormatError, TicketUpdateError,
+            ConcurrentUpdateError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
 
@@ -67,11 +69,11 @@ def tickets_list(queue: Optional[str] = QueueOption, status: Optional[str] = Sta
                                 delivery=delivery, limit=limit)
     table = Table(title=f"{len(frame)} ticket(s), most urgent first")
     table.add_column("ticket", no_wrap=True)
-    for column in ("queue", "prio", "due", "cause", "escalated", "deliveries"):
+    for column in ("status", "queue", "prio", "due", "cause", "escalated", "deliveries"):
         table.add_column(column)
     for row in frame.itertuples(index=False):
         reasons = json.loads(row.escalation_reasons or "[]")
-        table.add_row(row.ticket_id, row.queue, str(row.priority), f"{row.due_at:%m-%d %H:%M}", row.cause,
+        table.add_row(row.ticket_id, row.status, row.queue, str(row.priority), f"{row.due_at:%m-%d %H:%M}", row.cause,
                       " ".join(reason.split(":")[0] for reason in reasons),
                       row.deliveries.replace(":delivered", ":ok"))
     console.print(table)
@@ -84,13 +86,14 @@ def tickets_export(output: Path = typer.Option(..., "--output", help=".csv, .xls
                    config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
     """Write tickets with their remedy steps, escalation reasons and delivery states to a file."""
     from pipeline.deliver import ticket_overview
+    from pipeline.lifecycle import lifecycle_columns
     from pipeline.tickets import flat_ticket
 
     with _one_line_errors():
-        overview = ticket_overview(_engine(_settings(config, work_dir)), queue=queue, status=status,
-                                   delivery=delivery)
-        rows = [{**flat_ticket(json.loads(payload)), "deliveries": deliveries}
-                for payload, deliveries in zip(overview["payload_json"], overview["deliveries"])]
+        settings = _settings(config, work_dir)
+        overview = ticket_overview(_engine(settings), queue=queue, status=status, delivery=delivery)
+        rows = [{**flat_ticket(json.loads(ticket.payload_json)), **lifecycle_columns(ticket, settings.timezone),
+                 "deliveries": ticket.deliveries} for ticket in overview.itertuples(index=False)]
         write_table(pd.DataFrame(rows), output)
     console.print(f"{len(rows)} ticket(s) → {output}")
 
@@ -116,6 +119,86 @@ def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path]
         err_console.print(f"[red]error:[/red] {still_pending} delivery(ies) still pending: "
                           + escape("; ".join(report.errors or ["see `complaints tickets list --delivery pending`"])))
         raise typer.Exit(1)
+
+
+@tickets_app.command("update")
+def tickets_update(ticket_id: Optional[str] = typer.Argument(None, help="the ticket (TK-…); or give --file"),
+                   status: Optional[str] = typer.Option(None, "--status",
+                                                        help="acknowledged | resolved | closed | reopened"),
+                   resolution: Optional[str] = typer.Option(
+                       None, "--resolution", help="with resolved: apologised | fixed | compensated | explained | "
+                                                  "not_our_fault"),
+                   cause: Optional[str] = typer.Option(None, "--cause", help="the cause as the team found it "
+                                                       "(becomes a review label for training)"),
+                   compensation: Optional[str] = typer.Option(None, "--compensation",
+                                                              help="total compensation given, e.g. 50"),
+                   note: Optional[str] = typer.Option(None, "--note"),
+                   at: Optional[str] = typer.Option(None, "--at", help="when it happened (default now; a time "
+                                                    "without a zone is in the settings' timezone)"),
+                   by: Optional[str] = typer.Option(None, "--by", help="who made the change (default: your user "
+                                                    "name); a file's 'by' column wins"),
+                   file: Optional[Path] = typer.Option(None, "--file", help="CSV/XLSX with columns ticket_id,status,"
+                                                       "resolution,cause,compensation,note (optional by, at)"),
+                   config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
+    """Move tickets through open → acknowledged → resolved → closed (or reopened); illegal moves change nothing."""
+    from pipeline import lifecycle
+
+    with _one_line_errors():
+        settings = _settings(config, work_dir)
+        actor = by or lifecycle.default_actor()
+        if file is not None:
+            if ticket_id or any(v is not None for v in (status, resolution, cause, compensation, note, at)):
+                raise ConfigError("give either --file or one TICKET_ID with --status …, not both")
+            updates, unreadable = lifecycle.read_update_file(file, default_by=actor, timezone=settings.timezone)
+            source = str(file)
+        else:
+            if not ticket_id or not status:
+                raise ConfigError("give TICKET_ID --status S (or --file F); see `complaints tickets update --help`")
+            cells = {"ticket_id": ticket_id, "status": status, "resolution": resolution, "cause": cause,
+                     "compensation": compensation, "note": note, "at": at}
+            update, problems = lifecycle.parse_update(cells, where=f"ticket {ticket_id}", source="cli",
+                                                      default_by=actor, timezone=settings.timezone)
+            if problems:
+                raise lifecycle.TicketUpdateError("", [
+                    lifecycle.Problem(p.where, "--" + p.column.replace("_id", "-id"), p.message, p.kind)
+                    for p in problems])
+            updates, unreadable, source = [update], [], ""
+        result = lifecycle.apply_updates(_engine(settings), updates, source=source, unreadable=unreadable)
+    if file is None and result.applied:
+        state = result.applied[0]
+        console.print(f"{state.ticket_id}: {escape(state.status)}"
+                      + (f" ({escape(state.resolution)})" if state.resolution else "")
+                      + (f", cause corrected to {escape(state.corrected_cause)}" if cause else "") + f" by {escape(actor)}")
+    elif file is None:
+        console.print(f"{ticket_id}: unchanged (the ticket already has this update)")
+    else:
+        console.print(f"{len(updates) - result.unchanged} update(s) applied to {len(result.applied)} ticket(s); "
+                      f"{result.unchanged} unchanged")
+
+
+@tickets_app.command("serve-updates")
+def tickets_serve_updates(host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
+                          port: int = typer.Option(8765, "--port", min=0, max=65535, help="0: any free port"),
+                          config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
+    """Serve POST /tickets/{id}/updates for the queues' tools (bearer token from the environment)."""
+    from pipeline.ticket_api import TicketUpdateServer, api_token
+
+    with _one_line_errors():
+        settings = _settings(config, work_dir)
+        token = api_token(settings)
+        server = TicketUpdateServer(_engine(settings), settings, token, host, port)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]note:[/yellow] listening on {escape(host)} over plain HTTP: the token crosses "
+                          "the network unencrypted; put a TLS proxy in front")
+    console.print(f"listening on {server.url} — POST /tickets/{{ticket_id}}/updates, GET /tickets/{{ticket_id}}; "
+                  "Ctrl-C stops", highlight=False)
+    console.file.flush()  # a supervisor (or a test) reading our output learns the port now
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @review_app.command("export")

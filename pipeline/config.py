@@ -97,6 +97,9 @@ class Settings(BaseModel):
     webhooks: dict[str, WebhookTarget] = Field(
         default={}, description="queue → webhook; the key '*' serves every queue without its own entry")
     trends: TrendSettings = TrendSettings()
+    ticket_api_token_env: str = Field(
+        default="COMPLAINTS_TICKET_API_TOKEN", min_length=1,
+        description="environment variable holding the bearer token of `complaints tickets serve-updates`")
 
     @field_validator("encoding")
     @classmethod

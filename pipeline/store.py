@@ -93,6 +93,18 @@ tickets = sa.Table(
     sa.Column("payload_json", sa.Text, nullable=False),
     sa.Column("run_id", sa.String(64)),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # lifecycle (pipeline/lifecycle.py): the current state; ticket_events holds every change
+    sa.Column("received_at", sa.DateTime),  # the SLA clocks start here: the complaint's time, else created_at
+    sa.Column("acknowledge_due_at", sa.DateTime),
+    sa.Column("acknowledged_at", sa.DateTime),
+    sa.Column("resolved_at", sa.DateTime),  # the current resolution; cleared when the ticket is reopened
+    sa.Column("closed_at", sa.DateTime),
+    sa.Column("resolution", sa.String(32)),
+    sa.Column("compensation", sa.Float),  # total given to the customer, as the team last stated it
+    sa.Column("corrected_cause", sa.String(64)),
+    sa.Column("reopened_count", sa.Integer),
+    sa.Column("updated_at", sa.DateTime),
+    sa.Column("updated_by", sa.String(128)),
 )
 
 outbox = sa.Table(
@@ -131,6 +143,24 @@ reviews = sa.Table(
     sa.Column("reviewer", sa.String(128), nullable=False),
     sa.Column("reviewed_at", sa.DateTime, nullable=False),
     sa.Column("note", sa.Text),
+)
+
+# ---------------------------------------------------------------- closing the recovery loop (issue 14)
+
+ticket_events = sa.Table(  # every lifecycle change of a ticket, with who and when: pipeline/lifecycle.py
+    "ticket_events", metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.String(64), sa.ForeignKey("tickets.ticket_id"), nullable=False, index=True),
+    sa.Column("from_status", sa.String(32), nullable=False),
+    sa.Column("to_status", sa.String(32), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),  # when it happened (UTC), as the team said
+    sa.Column("by", sa.String(128), nullable=False),
+    sa.Column("resolution", sa.String(32)),
+    sa.Column("compensation", sa.Float),
+    sa.Column("corrected_cause", sa.String(64)),
+    sa.Column("note", sa.Text),  # PII-masked
+    sa.Column("source", sa.String(255), nullable=False),  # cli | http | FILE row N
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
 )
 
 
