@@ -25,6 +25,7 @@ from pipeline.process import PreparedBatch, RunCounts, build_records, prepare_ba
 from pipeline.report import artifact_table, build_report, render_markdown, write_report_files
 from pipeline.route import Router
 from pipeline.runlog import append_quarantine_file, run_summary
+from pipeline.sla import breach_markdown, escalate_breaches
 from pipeline.validate import QuarantineTally
 
 
@@ -54,6 +55,16 @@ def save(engine, batch: PreparedBatch, records: dict, run_id: str, counts: RunCo
 def deliver(engine, settings: Settings) -> dict:
     """Every pending outbox entry, this run's and any left by earlier runs; failures stay pending."""
     return delivery_summary(deliver_pending(engine, settings), settings)
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def sweep_deadlines(engine, router: Router, escalator: Escalator, settings: Settings, run_id: str) -> dict:
+    """Escalate the tickets that passed their resolve deadline unresolved since the last run; count them."""
+    sweep = escalate_breaches(engine, router.sla_clock, escalator.rules.breach, now=store.utcnow(), run_id=run_id,
+                              webhooks=settings.webhooks)
+    create_markdown_artifact(breach_markdown(sweep), key="ticket-deadlines",
+                             description="tickets that breached their deadline since the last run")
+    return sweep.summary()
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
@@ -123,6 +134,10 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
         summary = run_summary(engine, run_id, settings, quarantine_file if counts.quarantined else None)
         if summary["familiarity_note"]:
             logger.warning(summary["familiarity_note"])
+        summary["sla"] = sweep_deadlines(engine, router, escalator, settings, run_id)  # before delivering its escalations
+        if summary["sla"]["breached_since_last_run"]:
+            logger.warning("%d ticket(s) breached their resolve deadline since the last run (%d escalated)",
+                           summary["sla"]["breached_since_last_run"], summary["sla"]["escalated"])
         summary.update(deliver(engine, settings))  # inside the lease: a second deliverer would send twice
         summary["report"] = publish_trends(engine, settings, run_id)
         logger.info("run %s: %s", run_id, counts.as_dict())

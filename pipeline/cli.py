@@ -124,6 +124,12 @@ def _print_summary(summary: dict) -> None:
         console.print("causes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["causes"].items())))
     if summary["queues"]:
         console.print("tickets by queue: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["queues"].items())))
+    if summary.get("sla"):
+        sla = summary["sla"]
+        console.print(f"deadlines: {sla['breached_since_last_run']} breached since the last run "
+                      f"({sla['escalated']} escalated), "
+                      f"{sla['breached_open']} unresolved past due, {sla['respond_breached']} not answered in time, "
+                      f"{sla['near_breach']} near breach — `complaints tickets sla` lists them")
     for label, key in (("database", "database"), ("quarantine file", "quarantine_file"),
                        ("ticket files", "ticket_dir"), ("trend report", "report")):
         if summary.get(key):

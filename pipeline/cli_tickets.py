@@ -176,6 +176,39 @@ def tickets_update(ticket_id: Optional[str] = typer.Argument(None, help="the tic
                       f"{result.unchanged} unchanged")
 
 
+@tickets_app.command("sla")
+def tickets_sla(queue: Optional[str] = QueueOption,
+                limit: int = typer.Option(30, "--limit", min=1, help="rows shown per list"),
+                output: Optional[Path] = typer.Option(None, "--output", help="write both lists to .csv or .xlsx"),
+                config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
+    """Tickets past a deadline and tickets near one (respond: customer not yet answered; resolve: not fixed)."""
+    from pipeline.lifecycle import utc_to_local
+    from pipeline.route import Router
+    from pipeline.sla import breach_lists, open_clocks
+
+    with _one_line_errors():
+        settings = _settings(config, work_dir)
+        clock = Router.from_settings(settings).sla_clock
+        clocks = open_clocks(_engine(settings), clock, store.utcnow(), queue=queue)
+        breached, near = breach_lists(clocks, clock.rules.near_breach_share)
+        if output is not None:
+            write_table(pd.concat([breached.assign(list="breached"), near.assign(list="near_breach")],
+                                  ignore_index=True), output, SPREADSHEET_SUFFIXES)
+    for title, frame in ((f"{len(breached)} past their deadline", breached),
+                         (f"{len(near)} near their deadline ({clock.rules.near_breach_share:.0%} of the time used)",
+                          near)):
+        table = Table(title=title)
+        for column in ("ticket", "clock", "queue", "prio", "cause", "status", f"due ({settings.timezone})",
+                       "hours left"):
+            table.add_column(column)
+        for row in frame.head(limit).itertuples(index=False):
+            table.add_row(row.ticket_id, row.clock, row.queue, str(row.priority), row.cause, row.status,
+                          f"{utc_to_local(row.due_at, settings.timezone):%m-%d %H:%M}", f"{row.hours_left:+.1f}")
+        console.print(table)
+    if output is not None:
+        console.print(f"{len(breached) + len(near)} row(s) → {output}")
+
+
 @tickets_app.command("serve-updates")
 def tickets_serve_updates(host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
                           port: int = typer.Option(8765, "--port", min=0, max=65535, help="0: any free port"),

@@ -80,15 +80,29 @@ class NegationRules(BaseModel):
     contrast: Phrases = Field(default=[], description="words that end a negation within a clause: 但, 却, 结果 …")
 
 
+class BreachRule(BaseModel):
+    """A ticket still unresolved after its resolve deadline (pipeline/sla.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=RULE_CODE)
+    reason: str = Field(min_length=1)
+    raise_priority_by: int = Field(default=1, ge=0, le=3)
+    notify_queue: str | None = Field(default=None, min_length=1, description="delivered again to this queue")
+    max_days_late: float = Field(default=30, gt=0, description="a ticket later than this when first found "
+                                                               "(loaded history) is listed, not escalated")
+    steps: list[str] = []
+
+
 class EscalationRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
     terms: list[TermRule] = []
     repeat: RepeatRule | None = None
     negation: NegationRules | None = None
+    breach: BreachRule | None = None
 
     @model_validator(mode="after")
     def _unique_codes(self) -> "EscalationRules":
-        codes = [rule.code for rule in self.terms] + ([self.repeat.code] if self.repeat else [])
+        codes = [rule.code for rule in self.terms] + [rule.code for rule in (self.repeat, self.breach) if rule]
         repeated = sorted({code for code in codes if codes.count(code) > 1})
         if repeated:
             raise ValueError(f"rule codes must be unique; repeated: {repeated}")

@@ -140,7 +140,7 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
                               model_version=model_version, probabilities=probabilities,
                               escalation_reasons=[t.describe() for t in triggers],
                               escalation_steps=[step for t in triggers for step in t.steps],
-                              created_at=now, run_id=run_id)
+                              created_at=now, run_id=run_id, clock=router.sla_clock)
         ticket_rows.append(ticket)
         outbox_rows.extend(outbox_entries(ticket, webhooks or {}, now))
     return {"complaint_rows": complaint_rows, "prediction_rows": prediction_rows,

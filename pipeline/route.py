@@ -10,8 +10,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.config import ConfigError
+from pipeline.config import ConfigError, Settings
 from pipeline.schemas import NONE_LABEL
+from pipeline.sla import SlaClock, SlaRules
 
 
 class Route(BaseModel):
@@ -54,6 +55,7 @@ class RoutingRules(BaseModel):
     review: Route
     fallback: Route
     overrides: list[Override] = []
+    sla: SlaRules = SlaRules()  # the respond clock and business hours: pipeline/sla.py
 
 
 class RoutingDecision(BaseModel):
@@ -79,12 +81,15 @@ def _validation_message(path: Path, exc: ValidationError) -> str:
 
 
 class Router:
-    def __init__(self, rules: RoutingRules, remedies: dict[str, Remedy]):
+    def __init__(self, rules: RoutingRules, remedies: dict[str, Remedy],
+                 timezone: str = Settings.model_fields["timezone"].default):
         self.rules = rules
         self.remedies = remedies
+        self.sla_clock = SlaClock(rules.sla, timezone)
 
     @classmethod
-    def from_files(cls, routing_path: Path | str, remedies_path: Path | str) -> "Router":
+    def from_files(cls, routing_path: Path | str, remedies_path: Path | str,
+                   timezone: str = Settings.model_fields["timezone"].default) -> "Router":
         routing_path, remedies_path = Path(routing_path), Path(remedies_path)
         try:
             rules = RoutingRules(**_load_toml(routing_path))
@@ -104,11 +109,11 @@ class Router:
             codes[remedy.code] = cause
         if NONE_LABEL not in remedies:
             raise ConfigError(f"{remedies_path}: [{NONE_LABEL}]: missing; it is the manual-review remedy")
-        return cls(rules, remedies)
+        return cls(rules, remedies, timezone)
 
     @classmethod
     def from_settings(cls, settings) -> "Router":
-        return cls.from_files(settings.routing_path, settings.remedies_path)
+        return cls.from_files(settings.routing_path, settings.remedies_path, settings.timezone)
 
     def route_for_cause(self, cause: str, needs_review: bool = False, fields: dict | None = None) -> RoutingDecision:
         """Route one prediction. A label with no route (a custom model's own category) takes the fallback

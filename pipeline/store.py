@@ -163,6 +163,20 @@ ticket_events = sa.Table(  # every lifecycle change of a ticket, with who and wh
     sa.Column("recorded_at", sa.DateTime, nullable=False),
 )
 
+sla_breaches = sa.Table(  # a ticket found past its resolve deadline unresolved, once: pipeline/sla.py
+    "sla_breaches", metadata,
+    sa.Column("ticket_id", sa.String(64), sa.ForeignKey("tickets.ticket_id"), primary_key=True),
+    sa.Column("queue", sa.String(128), nullable=False),
+    sa.Column("cause", sa.String(64), nullable=False),
+    sa.Column("due_at", sa.DateTime, nullable=False),
+    sa.Column("detected_at", sa.DateTime, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),  # the run that found it: "since the last run"
+    sa.Column("priority_before", sa.Integer, nullable=False),
+    sa.Column("priority_after", sa.Integer, nullable=False),
+    sa.Column("hours_late", sa.Float, nullable=False),
+    sa.Column("escalated", sa.Boolean, nullable=False),  # false: already too late when first seen (a backfill)
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pipeline.route import RoutingDecision
+from pipeline.sla import SlaClock, SlaRules, clock_start
 
 OPEN = "open"
 
@@ -16,11 +17,15 @@ def ticket_id_for(complaint_id: str) -> str:
 
 def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision, model_version: str,
                  probabilities: dict[str, float], escalation_reasons: list[str], created_at: datetime,
-                 run_id: str, escalation_steps: list[str] | None = None) -> dict:
+                 run_id: str, escalation_steps: list[str] | None = None, clock: SlaClock | None = None) -> dict:
     """A ticket row; ``payload`` is what receivers (files, webhooks) get. ``decision`` is the route after
-    escalation; ``escalation_steps`` are the fired rules' extra immediate actions."""
+    escalation; ``escalation_steps`` are the fired rules' extra immediate actions. The deadlines run from
+    the complaint's own time on ``clock`` (around the clock without one)."""
     ticket_id = ticket_id_for(complaint["complaint_id"])
-    due_at = created_at + timedelta(hours=decision.sla_hours)
+    received_at = clock_start(complaint.get("created_at"), created_at)
+    clock = clock or SlaClock(SlaRules(), "UTC")
+    deadlines = clock.deadlines(received_at, decision.queue, decision.priority, decision.sla_hours)
+    due_at = deadlines["due_at"]
     payload = {
         "ticket_id": ticket_id,
         "complaint_id": complaint["complaint_id"],
@@ -39,6 +44,7 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         "queue": decision.queue,
         "priority": decision.priority,
         "due_at": due_at.isoformat(timespec="seconds"),
+        "acknowledge_due_at": deadlines["acknowledge_due_at"].isoformat(timespec="seconds"),
         "escalation_reasons": escalation_reasons,
         "escalation_steps": escalation_steps or [],
         "model_version": model_version,
@@ -50,6 +56,7 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         "due_at": due_at, "escalation_reasons": json.dumps(escalation_reasons, ensure_ascii=False),
         "model_version": model_version, "status": OPEN,
         "payload_json": json.dumps(payload, ensure_ascii=False), "run_id": run_id, "created_at": created_at,
+        "received_at": received_at, "acknowledge_due_at": deadlines["acknowledge_due_at"], "reopened_count": 0,
     }
 
 

@@ -87,7 +87,7 @@ def test_the_praising_hotel_review_gets_an_ordinary_ticket(lexicon_settings, tmp
     tickets = {t["complaint_id"]: t for t in process_file(lexicon_settings, write_complaints(tmp_path / "in.csv", rows),
                                                          now=NOW)["ticket_rows"]}
     assert json.loads(tickets["P1"]["escalation_reasons"]) == [] and tickets["P1"]["priority"] > 1
-    assert tickets["P2"]["priority"] == 1 and tickets["P2"]["due_at"] == NOW + timedelta(hours=2)
+    assert tickets["P2"]["priority"] == 1 and tickets["P2"]["due_at"] == tickets["P2"]["received_at"] + timedelta(hours=2)
 
 
 def test_escalation_takes_the_most_urgent_priority_and_shortest_sla():
@@ -115,18 +115,18 @@ def test_tickets_say_why_they_were_escalated(lexicon_settings, tmp_path):
     payloads = {cid: json.loads(t["payload_json"]) for cid, t in tickets.items()}
 
     threat = payloads["C2"]  # whatever its route, a 12315 threat makes it priority 1 within 4 h
-    assert (threat["priority"], tickets["C2"]["due_at"]) == (1, NOW + timedelta(hours=4))
+    assert (threat["priority"], tickets["C2"]["due_at"]) == (1, tickets["C2"]["received_at"] + timedelta(hours=4))
     assert threat["escalation_reasons"] == ["external_complaint_threat: 顾客表示要向监管部门、消协、法院或媒体投诉或曝光 — 12315"]
     assert threat["escalation_steps"] and threat["remedy"]["immediate"]
 
     safety = payloads["C3"]
     assert [r.split(":")[0] for r in safety["escalation_reasons"]] == ["safety_incident"]
-    assert (safety["priority"], tickets["C3"]["due_at"]) == (1, NOW + timedelta(hours=2))
+    assert (safety["priority"], tickets["C3"]["due_at"]) == (1, tickets["C3"]["received_at"] + timedelta(hours=2))
 
     # U1 complained on 11-01 (C1) and again on 11-04 (C4): only the second is a repeat
     assert payloads["C1"]["escalation_reasons"] == []
     assert payloads["C4"]["escalation_reasons"] == ["repeat_complaint: 同一顾客 30 天内第 2 次投诉"]
-    assert payloads["C4"]["priority"] == 2 and tickets["C4"]["due_at"] == NOW + timedelta(hours=12)
+    assert payloads["C4"]["priority"] == 2 and tickets["C4"]["due_at"] == tickets["C4"]["received_at"] + timedelta(hours=12)
     assert json.loads(tickets["C4"]["escalation_reasons"]) == payloads["C4"]["escalation_reasons"]
 
     engine = store.connect(lexicon_settings.resolved_database_url)

@@ -232,7 +232,7 @@ def test_the_nightly_flow_writes_the_report_and_publishes_artifacts(prefect_harn
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
     by_key = {artifact.key: artifact for artifact in artifacts}
-    assert set(by_key) == {"complaint-trends", "complaint-trends-table", "complaint-trends-report"}
+    assert set(by_key) == {"complaint-trends", "complaint-trends-table", "complaint-trends-report", "ticket-deadlines"}
     assert by_key["complaint-trends"].type == "markdown" and "## Alerts" in by_key["complaint-trends"].data
     assert report.as_uri() in by_key["complaint-trends-report"].data
     table = by_key["complaint-trends-table"].data

@@ -47,7 +47,8 @@ def test_review_export_holds_flagged_and_escalated_items(processed, tmp_path):
     frame = review_candidates(store.connect(processed.resolved_database_url))
     # C2 escalated (12315), C3 (safety), C4 (repeat customer), C5 is not a complaint (review)
     assert {"C2", "C3", "C4", "C5"} <= set(frame["complaint_id"]) == flagged_or_escalated(processed)
-    assert frame["complaint_id"].iloc[0] == "C3"  # most urgent first (priority 1, 2-hour SLA)
+    assert frame["complaint_id"].iloc[:2].tolist() == ["C2", "C3"]  # priority 1, earliest deadline first (clocks
+    # start at the complaint: C2 was due 11-02 15:00, C3 11-03 14:00)
     assert (frame[["cause", "reviewer"]] == "").all().all()
 
     for suffix in ("csv", "xlsx"):

@@ -1,0 +1,197 @@
+"""Deadlines: clocks from the complaint's own time, business hours in the configured zone, breach and
+near-breach lists, one escalation per breached ticket delivered to the supervisors' queue, and the nightly
+run reporting what breached since the last run."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipeline import store
+from pipeline.config import ConfigError, DATA_DIR, load_settings
+from pipeline.deliver import deliver_pending, ticket_file
+from pipeline.escalation import Escalator
+from pipeline.route import Router
+from pipeline.sla import BusinessHours, SlaClock, SlaRules, breach_lists, escalate_breaches, open_clocks
+from pipeline.tickets import ticket_id_for
+from ticket_helpers import process_file, write_complaints
+
+SHANGHAI = SlaClock(SlaRules(business_hours=BusinessHours(holidays=[date(2026, 10, 1)]),
+                             queues={"office": {"business_hours": True}}), "Asia/Shanghai")
+
+
+def utc(local: str, hours_ahead: int = 8) -> datetime:
+    """A Shanghai wall time as stored (naive UTC)."""
+    return datetime.fromisoformat(local) - timedelta(hours=hours_ahead)
+
+
+@pytest.mark.parametrize("start, hours, due", [
+    ("2026-11-20 10:00", 4, "2026-11-20 14:00"),  # a Friday morning: same day
+    ("2026-11-20 16:00", 4, "2026-11-23 11:00"),  # Friday 16:00 + 4 working hours: 2 today, 2 on Monday
+    ("2026-11-21 20:00", 1, "2026-11-23 10:00"),  # a Saturday evening: the clock waits for Monday 09:00
+    ("2026-11-20 07:30", 9, "2026-11-20 18:00"),  # before opening: a whole working day
+    ("2026-09-30 17:00", 2, "2026-10-02 10:00"),  # 1 October is a holiday in this calendar
+])
+def test_business_hours_deadlines_count_only_working_hours_in_the_local_zone(start, hours, due):
+    assert SHANGHAI.due(utc(start), hours, "office") == utc(due)
+    assert SHANGHAI.elapsed_hours(utc(start), utc(due), "office") == pytest.approx(hours)
+    assert SHANGHAI.due(utc(start), hours, "around-the-clock") == utc(start) + timedelta(hours=hours)
+
+
+def test_business_hours_follow_daylight_saving_time():
+    berlin = SlaClock(SlaRules(business_hours=BusinessHours(days=["sat", "sun", "mon"], start=time(1), end=time(5)),
+                               queues={"q": {"business_hours": True}}), "Europe/Berlin")
+    # 29 March 2026: clocks jump from 02:00 to 03:00, so 01:00–05:00 local holds only 3 real hours
+    start = datetime(2026, 3, 28, 23, 0)  # Sunday 00:00 CET in UTC
+    assert berlin.elapsed_hours(start, datetime(2026, 3, 29, 12, 0), "q") == pytest.approx(3)
+    assert berlin.due(start, 4, "q") == datetime(2026, 3, 29, 23, 0) + timedelta(hours=1)  # Monday 02:00 CEST
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[sla]\nacknowledge_hours = { 1 = 1, 2 = 4, 3 = 8 }\n", "acknowledge_hours needs every priority 1 … 4; missing [4]"),
+    ("[sla.business_hours]\nstart = \"18:00\"\nend = \"09:00\"\n", "end 09:00 must be after start 18:00"),
+    ("[sla.queues.ops]\nacknowledge_hours = { 7 = 1 }\n", "priorities are 1 … 4, not [7]"),
+    ("[sla.business_hours]\ndays = [\"monday\"]\n", "sla.business_hours.days.0"),
+])
+def test_bad_deadline_rules_fail_at_start_naming_the_key(tmp_path, toml, message):
+    routing = tmp_path / "routing.toml"
+    routing.write_text((DATA_DIR / "routing" / "routing.toml").read_text(encoding="utf-8").split("[sla]")[0] + toml,
+                       encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        Router.from_files(routing, DATA_DIR / "routing" / "remedies.toml")
+    assert str(routing) in str(error.value) and message in str(error.value)
+
+
+def _settings_with_office_hours(tmp_path):
+    """Shipped rules, with the operations queue (process complaints) on business hours."""
+    routing = tmp_path / "routing.toml"
+    routing.write_text((DATA_DIR / "routing" / "routing.toml").read_text(encoding="utf-8")
+                       + "\n[sla.queues.operations]\nbusiness_hours = true\nacknowledge_hours = { 3 = 2 }\n",
+                       encoding="utf-8")
+    return load_settings(work_dir=tmp_path / "work", classifier="lexicon", routing_path=routing)
+
+
+ROWS = [  # id, text, created_at (aware: stored as UTC), channel, store, customer
+    ("P1", "排队等了两个小时也没人处理，流程太混乱了", "2026-11-20T16:00:00+08:00", "app", "S1", ""),  # process
+    ("T1", "热水器坏了，洗澡没有热水，网络也连不上", "2026-11-20T16:00:00+08:00", "app", "S1", ""),  # technology
+]
+
+
+def test_tickets_run_their_clocks_from_the_complaint_on_their_queue_calendar(tmp_path):
+    settings = _settings_with_office_hours(tmp_path)
+    records = process_file(settings, write_complaints(tmp_path / "in.csv", ROWS), now=datetime(2026, 11, 25))
+    tickets = {t["complaint_id"]: t for t in records["ticket_rows"]}
+    process, technology = tickets["P1"], tickets["T1"]
+    assert (process["queue"], technology["queue"]) == ("operations", "technical-support")
+    assert process["received_at"] == technology["received_at"] == utc("2026-11-20 16:00")  # not the run's time
+    # operations: 48 working hours from Friday 16:00 = 2 + 5 × 9 + 1 → Monday 30 Nov 10:00; respond in 2 of them
+    assert process["due_at"] == utc("2026-11-30 10:00") and process["acknowledge_due_at"] == utc("2026-11-20 18:00")
+    # technical-support runs around the clock: 24 h, and 4 h to respond at priority 2
+    assert technology["due_at"] == utc("2026-11-21 16:00") and technology["acknowledge_due_at"] == utc("2026-11-20 20:00")
+    assert json.loads(process["payload_json"])["acknowledge_due_at"] == utc("2026-11-20 18:00").isoformat()
+
+
+def _fresh_store(tmp_path, hours_ago: list[float], texts: list[str]):
+    """Complaints made ``hours_ago`` (real time), processed now."""
+    now = store.utcnow()
+    rows = [(f"F{i}", text, (now - timedelta(hours=h)).isoformat() + "+00:00", "app", "S1", "")
+            for i, (h, text) in enumerate(zip(hours_ago, texts))]
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon")
+    process_file(settings, write_complaints(tmp_path / "fresh.csv", rows))
+    return settings
+
+
+SAFETY = "空调坏了一整晚，房间里的电线漏电，孩子触电受伤了"  # escalated: priority 1, 2 hours
+SERVICE = "服务员态度很差，说话很不耐烦，还对我大吼大叫"  # personnel: 24 hours, respond in 4
+
+
+def test_breach_and_near_breach_lists(tmp_path):
+    settings = _fresh_store(tmp_path, [3, 3.5, 21, 1, 24 * 40], [SAFETY, SERVICE, SERVICE, SERVICE, SERVICE])
+    engine = store.connect(settings.resolved_database_url)
+    clock = Router.from_settings(settings).sla_clock
+    with engine.begin() as conn:  # F3 was resolved on the spot: no clock runs on it
+        conn.execute(store.tickets.update().where(store.tickets.c.ticket_id == ticket_id_for("F3"))
+                     .values(status="resolved"))
+    clocks = open_clocks(engine, clock, store.utcnow())
+    breached, near = breach_lists(clocks, clock.rules.near_breach_share)
+    as_set = lambda frame: set(zip(frame["ticket_id"], frame["clock"]))  # noqa: E731
+    ids = {f"F{i}": ticket_id_for(f"F{i}") for i in range(5)}
+    assert as_set(breached) == {(ids["F0"], "respond"), (ids["F0"], "resolve"),  # 3 h into a 2-hour deadline
+                                (ids["F2"], "respond"), (ids["F4"], "respond"), (ids["F4"], "resolve")}
+    assert as_set(near) == {(ids["F1"], "respond"),  # 3.5 of 4 hours to respond used
+                            (ids["F2"], "resolve")}  # 21 of 24 hours
+    assert breached.iloc[0]["ticket_id"] == ids["F4"] and (breached["hours_left"] < 0).all()
+
+
+def test_a_breached_ticket_is_escalated_once_and_delivered_to_the_supervisors(tmp_path):
+    settings = _fresh_store(tmp_path, [3, 1, 24 * 40], [SAFETY, SERVICE, SERVICE])
+    engine = store.connect(settings.resolved_database_url)
+    clock, rule = Router.from_settings(settings).sla_clock, Escalator.from_settings(settings).rules.breach
+    deliver_pending(engine, settings)  # the tickets' own deliveries
+    sweep = escalate_breaches(engine, clock, rule, now=store.utcnow(), run_id="r1")
+    found = sweep.found.set_index("ticket_id")
+    safety, old = ticket_id_for("F0"), ticket_id_for("F2")
+    assert set(found.index) == {safety, old} and sweep.breached_open == 2
+    assert found.loc[safety, "escalated"] and not found.loc[old, "escalated"]  # 40 days late: loaded history
+    tickets = store.read_table(engine, store.tickets).set_index("ticket_id")
+    assert tickets.loc[safety, "priority"] == 1  # already the most urgent: stays 1
+    assert json.loads(tickets.loc[safety, "escalation_reasons"])[-1].startswith("sla_breach: 超过处理时限仍未解决（已超时 1 小时）")
+    assert tickets.loc[old, "escalation_reasons"] == "[]"
+
+    report = deliver_pending(engine, settings)
+    assert report.delivered["file"] == 1
+    lines = ticket_file(settings.tickets_dir, "escalations").read_text(encoding="utf-8").splitlines()
+    escalated = json.loads(lines[0])
+    assert len(lines) == 1 and escalated["ticket_id"] == safety and escalated["queue"] == "technical-support"
+    assert escalated["escalation_steps"][-1].startswith("查明拖延的环节")
+
+    again = escalate_breaches(engine, clock, rule, now=store.utcnow(), run_id="r2")
+    assert again.found.empty and again.breached_open == 2  # nothing new since the last run
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.sla_breaches)).scalar_one() == 2
+
+
+def test_the_sla_command_lists_both(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    settings = _fresh_store(tmp_path, [3, 3.5], [SAFETY, SERVICE])
+    output = tmp_path / "sla.csv"
+    result = CliRunner().invoke(app, ["tickets", "sla", "--work-dir", str(settings.work_dir), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert "2 past their deadline" in result.output and "1 near their deadline (80% of the time used)" in result.output
+    listed = pd.read_csv(output, encoding="utf-8-sig")
+    assert sorted(zip(listed["list"], listed["clock"])) == [("breached", "resolve"), ("breached", "respond"),
+                                                             ("near_breach", "respond")]
+
+
+@pytest.mark.flow
+def test_the_nightly_run_reports_what_breached_since_the_last_run(prefect_harness, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.nightly import nightly_flow
+
+    now = store.utcnow()
+    rows = [("N0", SAFETY, (now - timedelta(hours=3)).isoformat() + "+00:00", "app", "S1", ""),
+            ("N1", SERVICE, (now - timedelta(hours=1)).isoformat() + "+00:00", "app", "S1", "")]
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon")
+    source = write_complaints(tmp_path / "in.csv", rows)
+    state = nightly_flow(source=str(source), settings=settings, return_state=True)
+    first = state.result()
+    assert first["sla"] == {"breached_since_last_run": 1, "escalated": 1, "by_queue": {"technical-support": 1},
+                            "by_cause": {"technology": 1}, "breached_open": 1, "respond_breached": 1,
+                            "near_breach": 0}
+    assert first["deliveries"]["delivered"] == {"file": 3}  # two tickets and one escalation
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    deadlines = {a.key: a for a in artifacts}["ticket-deadlines"]
+    assert "自上次运行以来新超时 1 件" in deadlines.data and "技术 technology" in deadlines.data
+
+    second = nightly_flow(source=str(source), settings=settings)
+    assert second["sla"]["breached_since_last_run"] == 0 and second["sla"]["breached_open"] == 1
