@@ -8,6 +8,10 @@ all or nothing, like ``review import``. Each accepted update is an event in ``ti
 row keeps the current state for listing and for the recovery report. An update that repeats what the
 ticket's latest event already says is counted as unchanged, so a batch file can be imported twice.
 
+A cause given with an update is what the team found while fixing the complaint: it is stored as a review
+label too (the ``reviews`` table ``review import`` writes), so ``review export-labelled`` and training
+pick it up, and the trend report counts it as the complaint's cause.
+
 Times are stored in UTC; a time written without a zone is read in ``Settings.timezone``.
 """
 from __future__ import annotations
@@ -373,6 +377,11 @@ def _write(conn, update: TicketUpdate, state: TicketState, at: datetime, now: da
         ticket_id=update.ticket_id, from_status=state.status, to_status=update.status, at=at, by=update.by,
         resolution=update.resolution, compensation=update.compensation, corrected_cause=update.cause,
         note=update.note, source=update.source[:255], recorded_at=now))
+    if update.cause:  # the team that fixed it knows the cause: a review label like `review import`'s
+        note = f"ticket {update.ticket_id}" + (f": {update.note}" if update.note else "")
+        conn.execute(store.reviews.insert().values(complaint_id=state.complaint_id, cause=update.cause,
+                                                   secondary_causes="", reviewer=update.by, reviewed_at=at,
+                                                   note=note))
 
 
 class ConcurrentUpdateError(RuntimeError):

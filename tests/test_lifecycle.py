@@ -241,3 +241,28 @@ def test_serve_updates_needs_its_token_and_answers_a_real_client(processed):
         server.terminate()
         server.wait(timeout=30)
     assert tables(processed)[0].loc[C3, "status"] == "resolved"
+
+
+def test_a_cause_corrected_on_a_ticket_is_a_review_label_for_training(api, processed, tmp_path):
+    assert cli(processed, "tickets", "update", C1, "--status", "acknowledged", "--cause", "流程", "--by", "王芳",
+               "--note", "其实是排班流程的问题").exit_code == 0
+    answer = api.post(f"/tickets/{C2}/updates", json={"status": "resolved", "resolution": "explained",
+                                                      "cause": "customer", "by": "张伟"})
+    assert answer.status_code == 200, answer.text
+    _, _, reviews = tables(processed)
+    labels = reviews.set_index("complaint_id")
+    assert labels.loc["C1", ["cause", "reviewer"]].tolist() == ["process", "王芳"]
+    assert labels.loc["C1", "note"] == f"ticket {C1}: 其实是排班流程的问题"
+    assert labels.loc["C2", ["cause", "reviewer"]].tolist() == ["customer", "张伟"]
+
+    labelled = tmp_path / "labelled.csv"
+    result = cli(processed, "review", "export-labelled", "--output", str(labelled))
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(labelled, encoding="utf-8-sig", dtype=str, keep_default_na=False).set_index("id")
+    assert rows.loc["C1", "cause"] == "process" and rows.loc["C2", "cause"] == "customer"
+    assert "服务员态度很差" in rows.loc["C1", "text"]
+
+    queue = tmp_path / "review.csv"
+    assert cli(processed, "review", "export", "--output", str(queue)).exit_code == 0
+    exported = pd.read_csv(queue, encoding="utf-8-sig", dtype=str)
+    assert "C2" not in set(exported["complaint_id"])  # labelled by the team: no longer waits for review
