@@ -21,6 +21,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	mkdir -p $(PREFECT_HOME)
 	$(BIN)/complaints run data/samples/complaints_sample.csv --work-dir var/demo
+	@# what the teams might have reported back, so the report's recovery section has something to show
+	$(BIN)/complaints data demo-updates --work-dir var/demo --output var/demo/ticket-updates.csv
+	$(BIN)/complaints tickets update --file var/demo/ticket-updates.csv --work-dir var/demo
+	$(BIN)/complaints trends --work-dir var/demo
 
 # The report test opens the HTML in a real headless chromium (CI runs as root on a fresh machine).
 test: $(STAMP)

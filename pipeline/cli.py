@@ -401,6 +401,22 @@ def data_sample(output: Path = typer.Option(Path("data/samples/complaints_sample
     console.print(f"{len(frame)} rows → {output}")
 
 
+@data_app.command("demo-updates")
+def data_demo_updates(output: Path = typer.Option(..., "--output", help=".csv for `complaints tickets update --file`"),
+                      config: Optional[Path] = ConfigOption,
+                      work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="the demo's work directory")) -> None:
+    """Made-up updates of the demo's open tickets (answered, resolved, reopened …) for the recovery report."""
+    from pipeline import store
+    from pipeline.demo_updates import demo_updates
+    from pipeline.spreadsheet import write_table
+
+    settings = _settings(config, work_dir=work_dir)
+    engine = store.connect(settings.resolved_database_url)
+    frame = demo_updates(engine, store.utcnow(), settings.timezone)
+    write_table(frame, output, (".csv",))
+    console.print(f"{len(frame)} generated update(s) of {frame['ticket_id'].nunique()} ticket(s) → {output}")
+
+
 RUN_LOCKED_EXIT_CODE = 75  # EX_TEMPFAIL: another run holds the database; a scheduler may retry later
 
 

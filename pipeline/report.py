@@ -18,8 +18,10 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from pipeline import recovery as recovery_figures
 from pipeline import store, trends
 from pipeline.config import Settings
+from pipeline.recovery import Recovery
 from pipeline.schemas import CAUSE_NAMES_ZH, NONE_LABEL
 from pipeline.spreadsheet import excel_safe, excel_writer
 from pipeline.trends import OVERALL, TrendError, Trends, period_label
@@ -42,6 +44,7 @@ class TrendReport:
     trends: Trends
     example_texts: dict[str, str]  # complaint_id → PII-masked text
     generated_at: datetime
+    recovery: Recovery | None = None  # the window's tickets: speed, deadlines, compensation, corrections
 
 
 def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetime | None = None,
@@ -56,7 +59,9 @@ def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetim
     rows = store.read_trend_rows(engine, window.start, window.end + pd.Timedelta(days=1))
     result = trends.build_trends(rows, window, rule, period=period, split_by=split_by)
     texts = store.read_masked_texts(engine, result.examples["complaint_id"].tolist())
-    return TrendReport(result, texts, datetime.now().replace(microsecond=0))
+    tickets = recovery_figures.read_recovery_rows(engine, window.start, window.end + pd.Timedelta(days=1))
+    recovery = recovery_figures.build_recovery(tickets, store.utcnow(), settings.timezone)
+    return TrendReport(result, texts, datetime.now().replace(microsecond=0), recovery)
 
 
 def write_report(report: TrendReport, path: Path, report_format: str) -> Path:
@@ -149,6 +154,39 @@ def examples_table(report: TrendReport) -> pd.DataFrame:
         "confidence": examples["confidence"].round(3),
         "text_masked": [_shorten(report.example_texts.get(i, "")) for i in examples["complaint_id"]],
     })
+
+
+RECOVERY_HEADER = ["", "tickets", "answered", "to answer: median / p90", "answered late", "resolved",
+                   "to resolve: median / p90", "resolved in time", "open past deadline", "reopened", "compensated"]
+SPEED_LABELS = {"same_day": "same day (≈1)", "next_day": "next day (≈10)", "later": "later (≈100)",
+                "open_late": "still open, past the next day", "open": "still open"}
+SPEED_COLOURS = {"same_day": "#2e8b57", "next_day": "#e6b800", "later": ALERT_COLOUR, "open_late": "#7b241c",
+                 "open": "#c8ced4"}
+
+
+def _duration(hours) -> str:
+    if hours is None or pd.isna(hours):
+        return "–"
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} d"
+
+
+def recovery_rows(table: pd.DataFrame, name=lambda group: group) -> list[list[str]]:
+    """A ``recovery.group_figures`` table formatted for reading (HTML and markdown)."""
+    return [[name(r.group), f"{r.tickets:,}", f"{r.acknowledged:,}",
+             f"{_duration(r.respond_median_h)} / {_duration(r.respond_p90_h)}", f"{r.respond_late:,}", f"{r.resolved:,}",
+             f"{_duration(r.resolve_median_h)} / {_duration(r.resolve_p90_h)}",
+             f"{_percent(r.within_sla_share, 0)} of {r.due:,}", f"{r.breached_open:,}",
+             f"{_percent(r.reopened_share, 0)}", f"{r.compensated:,} · {r.compensation_total:,.0f}"]
+            for r in table.itertuples()]
+
+
+def speed_table(recovery: Recovery) -> pd.DataFrame:
+    """The 1:10:100 view with shares of each cause's tickets."""
+    speed = recovery.speed.copy()
+    total = speed[list(recovery_figures.SPEED_BUCKETS)].sum(axis=1)
+    for bucket in recovery_figures.SPEED_BUCKETS:
+        speed[f"{bucket}_share"] = speed[bucket] / total.where(total > 0)
+    return speed
 
 
 def method_lines(result: Trends) -> list[str]:
@@ -250,6 +288,7 @@ def render_markdown(report: TrendReport, report_link: str | None = None) -> str:
         [[cause_name(c.cause), _number(c.count), _number(c.previous_count), _signed(c.count_change),
           _percent(c.share), _percent(c.previous_share), _signed(c.share_change_points, digits=1)]
          for c in change.itertuples()])
+    lines += _recovery_markdown(report.recovery)
     latest_terms = result.terms[result.terms["period"] == result.current_period]
     if not latest_terms.empty:
         lines += ["", f"## Terms behind each cause this {result.period}", ""]
@@ -260,6 +299,20 @@ def render_markdown(report: TrendReport, report_link: str | None = None) -> str:
                     f"{markdown_text(t.term)} ({t.count})" for t in terms.itertuples()))
     lines += ["", "## Method", ""] + [f"- {line}" for line in method_lines(result)]
     return "\n".join(lines) + "\n"
+
+
+def _recovery_markdown(recovery: Recovery | None) -> list[str]:
+    if recovery is None or not recovery.tickets:
+        return []
+    lines = ["", "## Recovery by cause · 补救", ""]
+    lines += _md_table(RECOVERY_HEADER[:1] + ["cause"] + RECOVERY_HEADER[1:],
+                       [[""] + row for row in recovery_rows(recovery.by["cause"], cause_name)])
+    speed = speed_table(recovery)
+    lines += ["", "1:10:100 — recoveries the same day / the next day / later, and still open:", ""]
+    for row in speed.itertuples():
+        lines.append(f"- {markdown_text(cause_name(row.cause))}: " + " · ".join(
+            f"{SPEED_LABELS[b]} {getattr(row, b)}" for b in recovery_figures.SPEED_BUCKETS))
+    return lines
 
 
 def artifact_table(report: TrendReport) -> list[dict]:
@@ -279,6 +332,14 @@ def _json_number(value, digits: int = 0):
 
 # ---------------------------------------------------------------- Excel
 
+def _recovery_sheets(recovery: Recovery | None) -> dict[str, pd.DataFrame]:
+    if recovery is None:
+        return {}
+    return {**{f"recovery by {key}": table for key, table in recovery.by.items()},
+            "1-10-100": speed_table(recovery), "compensation": recovery.compensation,
+            "corrections": recovery.corrections}
+
+
 def write_workbook(report: TrendReport, path: Path) -> None:
     result = report.trends
     label = lambda frame: _with_period_labels(frame, result.period)  # noqa: E731
@@ -289,6 +350,7 @@ def write_workbook(report: TrendReport, path: Path) -> None:
         "tests": label(result.tests),
         **{f"{column} x cause"[:31]: table.reset_index().rename(columns={"group": column})
            for column, table in result.heatmaps.items()},
+        **_recovery_sheets(report.recovery),
         "terms": label(result.terms),
         "examples": examples_table(report),
         "method": pd.DataFrame({"method": method_lines(result)}),
@@ -483,6 +545,56 @@ def heatmap_svg(table: pd.DataFrame, column: str, causes: list[str]) -> str:
     return _svg(width, height, body, f"{column} by cause")
 
 
+def speed_bars_svg(recovery: Recovery) -> str:
+    """Per cause, a 100% bar of its tickets: recovered the same day, the next day, later, still open."""
+    speed = recovery.speed
+    width, row, label_width, value_width = 720, 26, 170, 90
+    plot = width - label_width - value_width
+    body = []
+    for i, item in enumerate(speed.itertuples()):
+        y = 4 + i * row
+        total = sum(getattr(item, b) for b in recovery_figures.SPEED_BUCKETS)
+        body.append(f'<text class="label" x="{label_width - 8}" y="{y + 16}" text-anchor="end">'
+                    f'{_e(cause_name(item.cause))}</text>')
+        x = float(label_width)
+        for bucket in recovery_figures.SPEED_BUCKETS:
+            count = getattr(item, bucket)
+            if not count:
+                continue
+            length = plot * count / total
+            body.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" '
+                        f'fill="{SPEED_COLOURS[bucket]}"><title>{_e(cause_name(item.cause))} · '
+                        f'{_e(SPEED_LABELS[bucket])}: {count:,} of {total:,}</title></rect>')
+            x += length
+        body.append(f'<text class="value" x="{width - value_width + 6}" y="{y + 16}">{total:,}</text>')
+    return _svg(width, row * len(speed) + 8, body, "recoveries by day: same day, next day, later, open")
+
+
+def recovery_times_svg(table: pd.DataFrame, name=cause_name) -> str:
+    """Per group: hours to answer (light) and to resolve (dark), median dot and a line to the 90th percentile."""
+    width, row, label_width, right = 720, 30, 170, 20
+    plot = width - label_width - right
+    longest = float(pd.concat([table["respond_p90_h"], table["resolve_p90_h"]]).max()) if len(table) else 1.0
+    longest = longest if longest and not pd.isna(longest) and longest > 0 else 1.0
+    x_of = lambda hours: label_width + plot * min(hours, longest) / longest  # noqa: E731
+    body = [f'<text class="axis" x="{label_width}" y="{row * len(table) + 18}">0</text>',
+            f'<text class="axis" x="{width - right}" y="{row * len(table) + 18}" text-anchor="end">'
+            f'{_e(_duration(longest))}</text>']
+    for i, item in enumerate(table.itertuples()):
+        y = 6 + i * row
+        body.append(f'<text class="label" x="{label_width - 8}" y="{y + 14}" text-anchor="end">{_e(name(item.group))}</text>')
+        for offset, median, p90, colour, what in ((4, item.respond_median_h, item.respond_p90_h, "#8fb8de", "answer"),
+                                                   (14, item.resolve_median_h, item.resolve_p90_h, "#1f4e79", "resolve")):
+            if pd.isna(median):
+                continue
+            body.append(f'<line x1="{x_of(median):.1f}" x2="{x_of(p90):.1f}" y1="{y + offset}" y2="{y + offset}" '
+                        f'stroke="{colour}" stroke-width="3"/>'
+                        f'<circle cx="{x_of(median):.1f}" cy="{y + offset}" r="4" fill="{colour}"><title>'
+                        f'{_e(name(item.group))} · hours to {what}: median {_e(_duration(median))}, 90% within '
+                        f'{_e(_duration(p90))}</title></circle>')
+    return _svg(width, row * len(table) + 24, body, "hours to answer and to resolve")
+
+
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;
  margin:0 auto;max-width:1000px;padding:24px;color:#1d2733;background:#fff;line-height:1.45}
@@ -564,6 +676,34 @@ def _unfamiliar_note(result: Trends) -> str:
     return f'<p class="warning">{_e(warning)}</p>' if warning else ""
 
 
+def _recovery_section(recovery: Recovery | None) -> str:
+    if recovery is None or not recovery.tickets:
+        return '<p class="note">No tickets of service failures in this window.</p>'
+    parts = []
+    if not recovery.has_updates:
+        parts.append('<p class="warning">No ticket has been answered or resolved yet: report updates with '
+                     '`complaints tickets update` or the HTTP endpoint, and this section fills in.</p>')
+    legend = '<div class="legend">' + "".join(
+        f'<span><span class="swatch" style="background:{SPEED_COLOURS[b]}"></span>{_e(SPEED_LABELS[b])}</span>'
+        for b in recovery_figures.SPEED_BUCKETS) + "</div>"
+    parts += ['<h3>1:10:100 — when complaints were put right</h3>', legend, speed_bars_svg(recovery),
+              '<h3>Hours to answer and to resolve (median · 90th percentile)</h3>',
+              recovery_times_svg(recovery.by["cause"]),
+              _html_table(["cause"] + RECOVERY_HEADER[1:], recovery_rows(recovery.by["cause"], cause_name),
+                          numeric=set(range(1, len(RECOVERY_HEADER))))]
+    for key in ("queue", "channel"):
+        parts += [f"<h3>By {_e(key)}</h3>",
+                  _html_table([key] + RECOVERY_HEADER[1:], recovery_rows(recovery.by[key]),
+                              numeric=set(range(1, len(RECOVERY_HEADER))))]
+    if len(recovery.corrections):
+        parts += ["<h3>Causes corrected by the people who handled them</h3>",
+                  _html_table(["routed as", "found to be", "complaints", "share of routed"],
+                              [[cause_name(r.routed_cause), cause_name(r.cause), f"{r.complaints:,}",
+                                _percent(r.share_of_routed, 0)] for r in recovery.corrections.itertuples()],
+                              numeric={2, 3})]
+    return "".join(parts)
+
+
 def render_html(report: TrendReport) -> str:
     result = report.trends
     label = period_label(result.current_period, result.period)
@@ -597,6 +737,7 @@ def render_html(report: TrendReport) -> str:
             "its share over all rows — red where it is larger (full red: twice), blue where smaller (full blue: "
             "half). Cells stay white unless the difference is beyond chance (|observed − expected| / √expected "
             f"≥ {HEATMAP_MIN_RESIDUAL:g}).</p>", heatmaps,
+            '<h2 id="recovery">Recovery · 补救</h2>', _recovery_section(report.recovery),
             f"<h2 id=\"terms\">Terms behind each cause this {_e(result.period)}</h2>", _terms_section(result),
             f"<h2 id=\"examples\">Example complaints this {_e(result.period)} (PII masked)</h2>",
             _examples_section(report),

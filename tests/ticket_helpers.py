@@ -35,10 +35,12 @@ def write_complaints(path: Path, rows=COMPLAINTS) -> Path:
     return path
 
 
-def process_file(settings, source: Path, *, run_id: str = "test-run", now: datetime | None = None) -> dict:
-    """One run over ``source`` as the nightly flow does it, batch by batch; returns the stored records."""
+def process_file(settings, source: Path, *, run_id: str = "test-run", now: datetime | None = None,
+                 model=None) -> dict:
+    """One run over ``source`` as the nightly flow does it, batch by batch; returns the stored records.
+    ``model``: the lexicon classifier unless given."""
     engine = store.connect(settings.resolved_database_url)
-    model = load_lexicon_model(settings.lexicon_path)
+    model = model or load_lexicon_model(settings.lexicon_path)
     router = Router.from_settings(settings)
     escalator = Escalator.from_settings(settings)
     now = now or store.utcnow()
