@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -36,6 +37,7 @@ SPREADSHEET_SUFFIXES = (".csv", ".xlsx")
 
 @contextmanager
 def _one_line_errors():
+    from pipeline.audit import AuditError
     from pipeline.deliver import TicketFileError
     from pipeline.lifecycle import ConcurrentUpdateError, TicketUpdateError
     from pipeline.review import ReviewFileError
@@ -43,7 +45,7 @@ def _one_line_errors():
     try:
         yield
     except (ConfigError, ReviewFileError, TicketFileError, TableFormatError, TicketUpdateError,
-            ConcurrentUpdateError) as exc:
+            ConcurrentUpdateError, AuditError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
 
@@ -241,15 +243,31 @@ def review_export(output: Path = typer.Option(..., "--output", help=".csv or .xl
                   limit: Optional[int] = typer.Option(None, "--limit", min=1, help="at most this many, in teaching order"),
                   model: Optional[Path] = typer.Option(None, "--model", help="model whose uncertainty orders the items "
                                                                               "(default: the settings' model)"),
+                  audit: Optional[int] = typer.Option(None, "--audit", min=1, metavar="N",
+                                                      help="instead: N complaints drawn at random (blind) to "
+                                                           "measure the classifier's errors; 300–400 recommended"),
+                  seed: Optional[int] = typer.Option(None, "--seed", help="with --audit: repeatable draw"),
+                  since: Optional[datetime] = typer.Option(None, "--since", help="with --audit: draw from "
+                                                           "complaints since then (default: all)"),
                   config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
     """Items flagged for review or escalated, with empty cause / secondary_causes / reviewer / note columns:
-    escalated first, then the items whose labels would teach the model most (see `review select`)."""
+    escalated first, then the items whose labels would teach the model most (see `review select`). With
+    --audit: a random sample instead, to measure how often the model is wrong."""
+    from pipeline.audit import draw_audit
     from pipeline.classify import load_model
     from pipeline.review import review_candidates, teaching_order
 
     with _one_line_errors():
         settings = _settings(config, work_dir)
-        frame = review_candidates(_engine(settings), include_reviewed=include_reviewed)
+        engine = _engine(settings)
+        if audit is not None:
+            audit_id, frame = draw_audit(engine, audit, since=since, seed=seed)
+            write_table(frame, output, SPREADSHEET_SUFFIXES)
+            console.print(f"{len(frame)} complaint(s) drawn at random → {output} ({audit_id}); label every row's "
+                          "'cause' without guessing what the model said (it is left out on purpose), then "
+                          "`complaints review import`")
+            return
+        frame = review_candidates(engine, include_reviewed=include_reviewed)
         frame = teaching_order(frame, load_model(settings, model), chosen=limit or 500)
         if limit is not None:
             frame = frame.head(limit)

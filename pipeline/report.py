@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from pipeline import audit as audit_figures
 from pipeline import recovery as recovery_figures
 from pipeline import store, trends
 from pipeline.config import Settings
@@ -45,6 +46,8 @@ class TrendReport:
     example_texts: dict[str, str]  # complaint_id → PII-masked text
     generated_at: datetime
     recovery: Recovery | None = None  # the window's tickets: speed, deadlines, compensation, corrections
+    shares: audit_figures.AdjustedShares | None = None  # cause shares corrected by the audit sample
+    audit_drawn: int = 0  # complaints drawn for audits (labelled or not)
 
 
 def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetime | None = None,
@@ -61,7 +64,11 @@ def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetim
     texts = store.read_masked_texts(engine, result.examples["complaint_id"].tolist())
     tickets = recovery_figures.read_recovery_rows(engine, window.start, window.end + pd.Timedelta(days=1))
     recovery = recovery_figures.build_recovery(tickets, store.utcnow(), settings.timezone)
-    return TrendReport(result, texts, datetime.now().replace(microsecond=0), recovery)
+    latest = trends.latest_predictions(rows)
+    drawn, _ = audit_figures.audit_counts(engine)
+    shares = audit_figures.adjusted_shares(latest["cause"].astype(object), audit_figures.audit_labels(engine),
+                                          drawn=drawn, window_versions=latest["model_version"].astype(object))
+    return TrendReport(result, texts, datetime.now().replace(microsecond=0), recovery, shares, drawn)
 
 
 def write_report(report: TrendReport, path: Path, report_format: str) -> Path:
@@ -189,6 +196,39 @@ def speed_table(recovery: Recovery) -> pd.DataFrame:
     return speed
 
 
+ALERTS_USE_RAW = ("The alerts test the classifier's own counts, not the adjusted shares: the audit's correction is the "
+                  "same for every period, so a change the classifier sees is a change in the complaints, and the "
+                  "raw counts carry none of the audit's sampling uncertainty. The adjusted shares answer another "
+                  "question: how large each cause really is.")
+
+
+def shares_table(report: TrendReport) -> pd.DataFrame:
+    """Each cause's share of the window's service failures: the classifier's, and adjusted by the audit."""
+    if report.shares is None:
+        return pd.DataFrame(columns=["cause", "name", "raw_share", "adjusted_share", "ci_low", "ci_high"])
+    table = report.shares.table.set_index("cause")
+    order = trends.ordered_causes(table.index)
+    table = table.reindex(order).reset_index()
+    table.insert(1, "name", [CAUSE_NAMES_ZH.get(c, "") for c in table["cause"]])
+    return table
+
+
+def shares_note(report: TrendReport) -> str:
+    shares = report.shares
+    if shares is None:
+        return (f"No adjusted shares yet: {report.audit_drawn} complaint(s) drawn for an audit, fewer than "
+                f"{audit_figures.MIN_AUDIT_LABELS} labelled. Draw a random sample with `complaints review export "
+                "--audit 400`, label it, and `complaints review import` it; the shares below are the classifier's.")
+    note = (f"Adjusted by {shares.audit_labels} randomly drawn complaints that people labelled (of "
+            f"{shares.audit_drawn} drawn); 95% bootstrap intervals.")
+    if shares.unaudited_share > 0.01:
+        note += f" {shares.unaudited_share:.0%} of the window was predicted as a cause no audited complaint had: kept as predicted."
+    if shares.window_model_share < 0.5:
+        note += (f" Only {shares.window_model_share:.0%} of the window was classified by the model the audit measured "
+                 f"({', '.join(shares.model_versions)}): draw a new audit.")
+    return note
+
+
 def method_lines(result: Trends) -> list[str]:
     rule = result.rule
     return [
@@ -288,6 +328,7 @@ def render_markdown(report: TrendReport, report_link: str | None = None) -> str:
         [[cause_name(c.cause), _number(c.count), _number(c.previous_count), _signed(c.count_change),
           _percent(c.share), _percent(c.previous_share), _signed(c.share_change_points, digits=1)]
          for c in change.itertuples()])
+    lines += _shares_markdown(report)
     lines += _recovery_markdown(report.recovery)
     latest_terms = result.terms[result.terms["period"] == result.current_period]
     if not latest_terms.empty:
@@ -299,6 +340,17 @@ def render_markdown(report: TrendReport, report_link: str | None = None) -> str:
                     f"{markdown_text(t.term)} ({t.count})" for t in terms.itertuples()))
     lines += ["", "## Method", ""] + [f"- {line}" for line in method_lines(result)]
     return "\n".join(lines) + "\n"
+
+
+def _shares_markdown(report: TrendReport) -> list[str]:
+    lines = ["", "## Cause shares: the classifier's and adjusted by the audit", "", markdown_text(shares_note(report)), ""]
+    table = shares_table(report)
+    if len(table):
+        lines += _md_table(["cause", "classifier", "adjusted", "95% interval"],
+                           [[cause_name(r.cause), _percent(r.raw_share), _percent(r.adjusted_share),
+                             f"{_percent(r.ci_low)} – {_percent(r.ci_high)}"] for r in table.itertuples()])
+        lines += ["", ALERTS_USE_RAW]
+    return lines
 
 
 def _recovery_markdown(recovery: Recovery | None) -> list[str]:
@@ -350,6 +402,7 @@ def write_workbook(report: TrendReport, path: Path) -> None:
         "tests": label(result.tests),
         **{f"{column} x cause"[:31]: table.reset_index().rename(columns={"group": column})
            for column, table in result.heatmaps.items()},
+        "adjusted shares": shares_table(report),
         **_recovery_sheets(report.recovery),
         "terms": label(result.terms),
         "examples": examples_table(report),
@@ -676,6 +729,18 @@ def _unfamiliar_note(result: Trends) -> str:
     return f'<p class="warning">{_e(warning)}</p>' if warning else ""
 
 
+def _shares_section(report: TrendReport) -> str:
+    table = shares_table(report)
+    parts = [f'<p class="note">{_e(shares_note(report))}</p>']
+    if len(table):
+        parts.append(_html_table(["cause", "classifier's share", "adjusted share", "95% interval"],
+                                 [[cause_name(r.cause), _percent(r.raw_share), _percent(r.adjusted_share),
+                                   f"{_percent(r.ci_low)} – {_percent(r.ci_high)}"] for r in table.itertuples()],
+                                 numeric={1, 2, 3}))
+        parts.append(f'<p class="note">{_e(ALERTS_USE_RAW)}</p>')
+    return "".join(parts)
+
+
 def _recovery_section(recovery: Recovery | None) -> str:
     if recovery is None or not recovery.tickets:
         return '<p class="note">No tickets of service failures in this window.</p>'
@@ -737,6 +802,7 @@ def render_html(report: TrendReport) -> str:
             "its share over all rows — red where it is larger (full red: twice), blue where smaller (full blue: "
             "half). Cells stay white unless the difference is beyond chance (|observed − expected| / √expected "
             f"≥ {HEATMAP_MIN_RESIDUAL:g}).</p>", heatmaps,
+            '<h2 id="adjusted">Cause shares adjusted for the classifier\'s errors</h2>', _shares_section(report),
             '<h2 id="recovery">Recovery · 补救</h2>', _recovery_section(report.recovery),
             f"<h2 id=\"terms\">Terms behind each cause this {_e(result.period)}</h2>", _terms_section(result),
             f"<h2 id=\"examples\">Example complaints this {_e(result.period)} (PII masked)</h2>",

@@ -177,6 +177,17 @@ sla_breaches = sa.Table(  # a ticket found past its resolve deadline unresolved,
     sa.Column("escalated", sa.Boolean, nullable=False),  # false: already too late when first seen (a backfill)
 )
 
+audit_items = sa.Table(  # complaints drawn at random for people to label: pipeline/audit.py
+    "audit_items", metadata,
+    sa.Column("audit_id", sa.String(64), primary_key=True),
+    sa.Column("complaint_id", sa.String(128), sa.ForeignKey("complaints.complaint_id"), primary_key=True,
+              index=True),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("predicted_cause", sa.String(64), nullable=False),  # the prediction the audit calibrates
+    sa.Column("drawn_at", sa.DateTime, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -86,14 +86,19 @@ class Trends:
         return self.window.end.to_period(PERIOD_FREQUENCIES[self.period])
 
 
+def latest_predictions(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per complaint: its latest prediction (several model versions may have predicted it)."""
+    if not rows["complaint_id"].duplicated().any():
+        return rows
+    return rows.sort_values("predicted_at", kind="stable").drop_duplicates("complaint_id", keep="last")
+
+
 def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per complaint: its latest prediction, with a reviewed label taking precedence."""
     missing = [c for c in TREND_COLUMNS if c not in rows.columns]
     if missing:
         raise TrendError(f"trend rows lack the columns {missing}; read them with store.read_trend_rows")
-    frame = rows
-    if frame["complaint_id"].duplicated().any():  # several model versions predicted the same complaint
-        frame = frame.sort_values("predicted_at", kind="stable").drop_duplicates("complaint_id", keep="last")
+    frame = latest_predictions(rows)
     cause = frame["cause"].astype(object)
     if "reviewed_cause" in frame.columns:
         reviewed = frame["reviewed_cause"].astype(object)
