@@ -26,10 +26,12 @@ demo: $(STAMP)
 	$(BIN)/complaints tickets update --file var/demo/ticket-updates.csv --work-dir var/demo
 	$(BIN)/complaints trends --work-dir var/demo
 
-# The report test opens the HTML in a real headless chromium (CI runs as root on a fresh machine).
+# The report test opens the HTML in a real headless chromium (CI runs as root on a fresh machine), with the
+# CJK fonts a server needs to draw Chinese (without them every character is an empty box).
 test: $(STAMP)
 	mkdir -p $(PREFECT_HOME)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk)
 	$(BIN)/python -m pytest -q
 
 data: $(STAMP)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
@@ -74,13 +74,11 @@ def publish_trends(engine, settings: Settings, run_id: str) -> str | None:
     if report is None:
         return None
     paths = write_report_files(report, settings.reports_dir, f"trends-{run_id}")
-    link = paths["html"].resolve().as_uri()
-    create_markdown_artifact(render_markdown(report, report_link=link), key="complaint-trends",
-                             description="cause trends and spike alerts")
+    # the path as text: the Prefect UI is a browser, which will not open a file:// link from a web page
+    create_markdown_artifact(render_markdown(report, report_path=paths["html"].resolve()), key="complaint-trends",
+                             description="alerts, recovery, cause mix and review backlog")
     create_table_artifact(artifact_table(report), key="complaint-trends-table",
                           description="each cause in the latest period against the previous one")
-    create_link_artifact(link, link_text=paths["html"].name, key="complaint-trends-report",
-                         description="the full trend report (opens offline)")
     return str(paths["html"])
 
 

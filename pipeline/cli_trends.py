@@ -24,6 +24,11 @@ class ReportFormat(str, Enum):
     md = "md"
 
 
+class Language(str, Enum):
+    zh = "zh"
+    en = "en"
+
+
 class Period(str, Enum):
     day = "day"
     week = "week"
@@ -40,6 +45,8 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
            report_format: Optional[ReportFormat] = typer.Option(None, "--format", help="default: from --output's "
                                                                 "suffix, else html"),
            output: Optional[Path] = typer.Option(None, "--output", help="default: WORK_DIR/reports/trends.FORMAT"),
+           lang: Optional[Language] = typer.Option(None, "--lang", help="zh (default, from settings trends.language) "
+                                                   "or en"),
            config: Optional[Path] = typer.Option(None, "--config", help="settings TOML file (defaults need none)"),
            work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="where the database and outputs are"),
            ) -> None:
@@ -53,7 +60,7 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
         output = output or settings.reports_dir / f"trends.{chosen_format}"
         engine = store.connect(settings.resolved_database_url)
         report = build_report(engine, settings, since=since, until=until, split_by=by,
-                              period=period.value if period else None)
+                              period=period.value if period else None, report_language=lang.value if lang else None)
         engine.dispose()
         if report is None:
             raise TrendError("no classified complaints yet: run `complaints run SOURCE` first")
@@ -62,8 +69,8 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from exc
     result = report.trends
-    console.print(f"{result.complaints} complaints, {result.window.start:%Y-%m-%d} – {result.window.end:%Y-%m-%d}, "
-                  f"per {result.period}, split by {result.split_by}")
+    console.print(f"{result.complaints} service-failure complaints, {result.window.start:%Y-%m-%d} – "
+                  f"{result.window.end:%Y-%m-%d}, per {result.period}, split by {result.split_by}")
     for alert in result.alerts.itertuples():
         console.print(f"[red]alert:[/red] {escape(f'{alert.cause} ({where(alert.scope, alert.group)})')}: {alert.count} "
                       f"against {alert.expected:.1f} "

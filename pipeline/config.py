@@ -59,6 +59,7 @@ class TrendSettings(BaseModel):
     alpha: float = Field(default=0.01, gt=0, lt=1, description="false discovery rate per period (Benjamini–Hochberg)")
     top_terms: int = Field(default=5, ge=1)
     examples_per_cause: int = Field(default=3, ge=0)
+    language: Literal["zh", "en"] = Field(default="zh", description="of the report: Chinese (zh) or English (en)")
 
 
 class Settings(BaseModel):

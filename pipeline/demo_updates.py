@@ -18,9 +18,9 @@ from pipeline import store
 from pipeline.lifecycle import utc_to_local
 
 # queue → (median hours to answer, median hours to fix)
-QUEUE_PACE = {"service-quality": (2, 18), "operations": (6, 40), "technical-support": (3, 30),
-              "management-office": (20, 96), "customer-care": (8, 30), "customer-communications": (1, 10),
-              "manual-review": (12, 48), "triage": (10, 40)}
+QUEUE_PACE = {"service-quality": (1, 8), "operations": (4, 30), "technical-support": (2, 14),
+              "management-office": (12, 80), "customer-care": (6, 24), "customer-communications": (1, 6),
+              "manual-review": (3, 20), "triage": (6, 30)}
 DEFAULT_PACE = (8, 36)
 # cause → resolution codes and their weights
 RESOLUTION_MIX = {

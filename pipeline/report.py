@@ -1,15 +1,20 @@
-"""The cause-trend report for quality managers: one self-contained HTML file, an Excel workbook of the same
-tables, and a markdown summary (also published as a Prefect artifact by the nightly flow).
+"""The report a quality manager acts on: one self-contained HTML file, an Excel workbook of the same tables,
+and a markdown summary (also published as a Prefect artifact by the nightly flow).
 
-The HTML opens offline: charts are inline SVG drawn here, styles are inline, there is no script, and a
-Content-Security-Policy forbids every external request. Every text from the data (complaints, channels,
-terms) is HTML-escaped; complaint texts are the PII-masked copies. The workbook writes strings as
-strings (a complaint that starts with "=" stays text, never a formula).
+It opens with what needs doing — the alerts said plainly (which cause, where, how much, since when, with
+complaints to read; the statistics one click away), tickets past their deadline, the review backlog —
+then recovery beside the cause trends, the cause mix (with shares corrected by the audit), and the
+detail. Chinese first (``trends.language``, ``complaints trends --lang en`` for English); causes are the
+service failures only, the texts that are not complaints are the review backlog, apart.
+
+The HTML opens offline: charts are inline SVG (``report_charts``), styles are inline, there is no script,
+and a Content-Security-Policy forbids every external request. Its fonts name the CJK families a server
+has (Noto Sans CJK SC from Debian's fonts-noto-cjk first), so Chinese never renders as empty boxes. Every
+text from the data (complaints, channels, terms) is escaped; complaint texts are the PII-masked copies.
+The workbook writes strings as strings (a complaint that starts with "=" stays text, never a formula).
 """
 from __future__ import annotations
 
-import html
-import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,36 +28,41 @@ from pipeline import recovery as recovery_figures
 from pipeline import store, trends
 from pipeline.config import Settings
 from pipeline.recovery import Recovery
-from pipeline.schemas import CAUSE_NAMES_ZH, NONE_LABEL
+from pipeline.report_charts import (ALERT_COLOUR, CAUSE_COLOURS, HEATMAP_MIN_RESIDUAL, HEATMAP_ROWS, SPEED_COLOURS,
+                                    backlog_bars_svg, cause_colour, cause_panel_svg, change_bars_svg, escape,
+                                    heatmap_svg, number, overall_counts, recovery_times_svg, signed,
+                                    speed_bars_svg, stacked_shares_svg)
+from pipeline.report_text import Language, language
+from pipeline.schemas import CAUSE_NAMES_ZH
 from pipeline.spreadsheet import excel_safe, excel_writer
 from pipeline.trends import OVERALL, TrendError, Trends, period_label
 
 REPORT_FORMATS = ("html", "xlsx", "md")
-# Okabe–Ito colours (distinguishable with colour-vision deficiencies); `none` is grey.
-CAUSE_COLOURS = {"personnel": "#e69f00", "process": "#56b4e9", "technology": "#009e73", "management": "#0072b2",
-                 "customer": "#cc79a7", "random": "#d55e00", NONE_LABEL: "#b0b0b0"}
-EXTRA_COLOURS = ("#f0e442", "#000000", "#8c564b", "#7f7f7f", "#17becf")
-ALERT_COLOUR = "#c0392b"
-DECREASE_COLOUR = "#2e86c1"
 EXAMPLE_CHARS = 400
-HEATMAP_ROWS = 25
-HEATMAP_MIN_RESIDUAL = 2.0  # |observed − expected| / √expected a heatmap cell needs to be coloured
+ALERT_QUOTE_CHARS = 140
+SHOWN_ALERTS = 8  # the rest are in the workbook
 EXCEL_MAX_ROWS = 1_048_576
 
 
 @dataclass(frozen=True)
 class TrendReport:
     trends: Trends
-    example_texts: dict[str, str]  # complaint_id → PII-masked text
+    example_texts: dict[str, str]  # complaint_id → PII-masked text (examples and alert quotes)
     generated_at: datetime
     recovery: Recovery | None = None  # the window's tickets: speed, deadlines, compensation, corrections
     shares: audit_figures.AdjustedShares | None = None  # cause shares corrected by the audit sample
     audit_drawn: int = 0  # complaints drawn for audits (labelled or not)
+    language: str = "zh"
+    timezone: str = "Asia/Shanghai"
+
+    @property
+    def text(self) -> Language:
+        return language(self.language, self.trends.period)
 
 
 def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetime | None = None,
                  until: date | datetime | None = None, period: str | None = None,
-                 split_by: str | None = None) -> TrendReport | None:
+                 split_by: str | None = None, report_language: str | None = None) -> TrendReport | None:
     """Read the store and aggregate; None when no complaint has been classified yet."""
     rule = settings.trends
     earliest, latest = store.complaint_time_range(engine)
@@ -61,14 +71,16 @@ def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetim
         return None
     rows = store.read_trend_rows(engine, window.start, window.end + pd.Timedelta(days=1))
     result = trends.build_trends(rows, window, rule, period=period, split_by=split_by)
-    texts = store.read_masked_texts(engine, result.examples["complaint_id"].tolist())
+    quoted = result.examples["complaint_id"].tolist() + result.alert_examples["complaint_id"].tolist()
+    texts = store.read_masked_texts(engine, quoted)
     tickets = recovery_figures.read_recovery_rows(engine, window.start, window.end + pd.Timedelta(days=1))
     recovery = recovery_figures.build_recovery(tickets, store.utcnow(), settings.timezone)
-    latest = trends.latest_predictions(rows)
+    latest_predictions = trends.latest_predictions(rows)
     drawn, _ = audit_figures.audit_counts(engine)
-    shares = audit_figures.adjusted_shares(latest["cause"].astype(object), audit_figures.audit_labels(engine),
-                                          drawn=drawn, window_versions=latest["model_version"].astype(object))
-    return TrendReport(result, texts, datetime.now().replace(microsecond=0), recovery, shares, drawn)
+    shares = audit_figures.adjusted_shares(latest_predictions["cause"].astype(object), audit_figures.audit_labels(engine),
+                                          drawn=drawn, window_versions=latest_predictions["model_version"].astype(object))
+    return TrendReport(result, texts, datetime.now().replace(microsecond=0), recovery, shares, drawn,
+                       report_language or rule.language, settings.timezone)
 
 
 def write_report(report: TrendReport, path: Path, report_format: str) -> Path:
@@ -90,28 +102,18 @@ def write_report_files(report: TrendReport, directory: Path, stem: str) -> dict[
 
 # ---------------------------------------------------------------- tables shared by every format
 
-def cause_name(cause: str) -> str:
-    return f"{cause} {CAUSE_NAMES_ZH[cause]}" if cause in CAUSE_NAMES_ZH else cause
-
-
-def cause_colour(cause: str, causes: list[str]) -> str:
-    if cause in CAUSE_COLOURS:
-        return CAUSE_COLOURS[cause]
-    extra = [c for c in causes if c not in CAUSE_COLOURS]
-    return EXTRA_COLOURS[extra.index(cause) % len(EXTRA_COLOURS)]
-
-
 def where(scope: str, group: str) -> str:
+    """Where an alert is, in the command line's English."""
     return "overall" if scope == OVERALL else f"{scope} = {group}"
 
 
-def _overall(result: Trends) -> pd.DataFrame:
-    return result.counts[result.counts["scope"] == OVERALL]
+def where_text(scope: str, group: str, text: Language) -> str:
+    return text("overall") if scope == OVERALL else text("where", split=text.split(scope), group=group)
 
 
 def change_table(result: Trends) -> pd.DataFrame:
     """The latest period against the one before, per cause, overall."""
-    latest = _overall(result)
+    latest = overall_counts(result)
     latest = latest[latest["period"] == result.current_period].set_index("cause").reindex(result.causes)
     alerted = set(result.alerts["cause"])
     return pd.DataFrame({
@@ -123,10 +125,30 @@ def change_table(result: Trends) -> pd.DataFrame:
     })
 
 
-def alerts_table(result: Trends) -> pd.DataFrame:
+def alert_sentence(alert, result: Trends, text: Language) -> str:
+    """One alert said plainly: how much (by the test that passed), and since when."""
+    parts = []
+    if "count" in alert.test:
+        parts.append(text("alert.count", count=f"{alert.count:,}", periods=text.count(result.rule.baseline_periods),
+                          expected=f"{alert.expected:,.1f}", ratio=text.ratio(alert.count_ratio)))
+    if "share" in alert.test:
+        scope = text("alert.scope_all") if alert.scope == OVERALL else text("alert.scope_group",
+                                                                            split=text.split(alert.scope))
+        parts.append(text("alert.share", scope_text=scope, share=percent(alert.share),
+                          baseline=percent(alert.baseline_share), ratio=text.ratio(alert.share_ratio)))
+    since = (text("alert.since_new") if alert.since == alert.period
+             else text("alert.since", since=period_label(alert.since, result.period)))
+    separator = "；" if text.code == "zh" else "; "
+    return separator.join(parts + [since]) + ("。" if text.code == "zh" else ".")
+
+
+def alerts_table(result: Trends, text: Language | None = None) -> pd.DataFrame:
     alerts = result.alerts
+    text = text or language("zh", result.period)
     return pd.DataFrame({
         "cause": alerts["cause"], "where": [where(s, g) for s, g in zip(alerts["scope"], alerts["group"])],
+        "said": [f"{text.cause(a.cause)} · {where_text(a.scope, a.group, text)}: {alert_sentence(a, result, text)}"
+                 for a in alerts.itertuples()],
         "since": [period_label(p, result.period) for p in alerts["since"]],
         "period": [period_label(p, result.period) for p in alerts["period"]],
         "observed": alerts["count"], "expected": alerts["expected"].round(1),
@@ -137,20 +159,19 @@ def alerts_table(result: Trends) -> pd.DataFrame:
     })
 
 
-ALERT_HEADER = ["cause", "where", "since", "count / expected", "p / q (count)", "share / baseline",
-                "p / q (share)", "passed"]
+STATISTICS_HEADER = ["count / expected", "p / q (count)", "share / baseline", "p / q (share)", "passed"]
 
 
-def _alert_rows(alerts: pd.DataFrame) -> list[list[str]]:
-    """The alerts table (``alerts_table``) formatted for reading: HTML and markdown."""
-    return [[cause_name(a.cause), a.where, a.since, f"{a.observed:,} / {_number(a.expected, 1)} ({_ratio(a.count_ratio)})",
-             f"{_probability(a.p_count)} / {_probability(a.q_count)}",
-             f"{_percent(a.share)} / {_percent(a.baseline_share)} ({_ratio(a.share_ratio)})",
-             f"{_probability(a.p_share)} / {_probability(a.q_share)}", a.test] for a in alerts.itertuples()]
+def _statistics_row(alert) -> list[str]:
+    return [f"{alert.count:,} / {number(alert.expected, 1)}", f"{probability(alert.p_count)} / {probability(alert.q_count)}",
+            f"{percent(alert.share)} / {percent(alert.baseline_share)}",
+            f"{probability(alert.p_share)} / {probability(alert.q_share)}", alert.test]
 
 
-def _with_period_labels(frame: pd.DataFrame, period: str) -> pd.DataFrame:
-    return frame.assign(period=[period_label(p, period) for p in frame["period"]])
+def alert_quotes(report: TrendReport, position: int) -> list[str]:
+    picked = report.trends.alert_examples
+    ids = picked.loc[picked["alert"] == position, "complaint_id"]
+    return [shorten(report.example_texts.get(i, ""), ALERT_QUOTE_CHARS) for i in ids]
 
 
 def examples_table(report: TrendReport) -> pd.DataFrame:
@@ -159,32 +180,67 @@ def examples_table(report: TrendReport) -> pd.DataFrame:
         "cause": examples["cause"], "complaint_id": examples["complaint_id"],
         "time": examples["at"].dt.strftime("%Y-%m-%d %H:%M"), "channel": examples["channel"],
         "confidence": examples["confidence"].round(3),
-        "text_masked": [_shorten(report.example_texts.get(i, "")) for i in examples["complaint_id"]],
+        "text_masked": [shorten(report.example_texts.get(i, ""), EXAMPLE_CHARS) for i in examples["complaint_id"]],
     })
 
 
-RECOVERY_HEADER = ["", "tickets", "answered", "to answer: median / p90", "answered late", "resolved",
-                   "to resolve: median / p90", "resolved in time", "open past deadline", "reopened", "compensated"]
-SPEED_LABELS = {"same_day": "same day (≈1)", "next_day": "next day (≈10)", "later": "later (≈100)",
-                "open_late": "still open, past the next day", "open": "still open"}
-SPEED_COLOURS = {"same_day": "#2e8b57", "next_day": "#e6b800", "later": ALERT_COLOUR, "open_late": "#7b241c",
-                 "open": "#c8ced4"}
+def shares_table(report: TrendReport) -> pd.DataFrame:
+    """Each cause's share of the window's service failures: the classifier's, and adjusted by the audit."""
+    if report.shares is None:
+        return pd.DataFrame(columns=["cause", "name", "raw_share", "adjusted_share", "ci_low", "ci_high"])
+    table = report.shares.table.set_index("cause")
+    table = table.reindex(trends.ordered_causes(table.index)).reset_index()
+    table.insert(1, "name", [CAUSE_NAMES_ZH.get(c, "") for c in table["cause"]])
+    return table
 
 
-def _duration(hours) -> str:
-    if hours is None or pd.isna(hours):
-        return "–"
-    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} d"
+def shares_note(report: TrendReport) -> str:
+    text, shares = report.text, report.shares
+    if shares is None:
+        return text("adjusted.none", drawn=report.audit_drawn, minimum=audit_figures.MIN_AUDIT_LABELS)
+    notes = [text("adjusted.note", labels=shares.audit_labels, drawn=shares.audit_drawn)]
+    if shares.unaudited_share > 0.01:
+        notes.append(text("adjusted.unaudited", share=percent(shares.unaudited_share, 0)))
+    if shares.window_model_share < 0.5:
+        notes.append(text("adjusted.model", share=percent(shares.window_model_share, 0),
+                          versions=", ".join(shares.model_versions)))
+    return " ".join(notes)
 
 
-def recovery_rows(table: pd.DataFrame, name=lambda group: group) -> list[list[str]]:
-    """A ``recovery.group_figures`` table formatted for reading (HTML and markdown)."""
-    return [[name(r.group), f"{r.tickets:,}", f"{r.acknowledged:,}",
-             f"{_duration(r.respond_median_h)} / {_duration(r.respond_p90_h)}", f"{r.respond_late:,}", f"{r.resolved:,}",
-             f"{_duration(r.resolve_median_h)} / {_duration(r.resolve_p90_h)}",
-             f"{_percent(r.within_sla_share, 0)} of {r.due:,}", f"{r.breached_open:,}",
-             f"{_percent(r.reopened_share, 0)}", f"{r.compensated:,} · {r.compensation_total:,.0f}"]
+def key_figures(report: TrendReport) -> list[tuple[str, str, str, bool]]:
+    """(label, value, detail, alarming) for the row of figures the report opens with."""
+    result, text, recovery = report.trends, report.text, report.recovery
+    change = change_table(result)
+    figures = [(text("kpi.failures"), number(change["count"].sum()),
+                text("kpi.failures.detail", previous=number(change["previous_count"].sum())), False),
+               (text("kpi.alerts"), f"{len(result.alerts)}", text("kpi.alerts.detail"), bool(len(result.alerts)))]
+    if recovery is not None and recovery.tickets:
+        overall = recovery.by["cause"]
+        speed = recovery.speed
+        resolved = int(speed[["same_day", "next_day", "later"]].to_numpy().sum())
+        breached = int(overall["breached_open"].sum())
+        figures += [(text("kpi.breached"), f"{breached:,}",
+                     text("kpi.breached.detail", respond=f"{int(overall['respond_late'].sum()):,}"), breached > 0),
+                    (text("kpi.same_day"), percent(speed["same_day"].sum() / resolved, 0) if resolved else "–",
+                     text("kpi.same_day.detail", resolved=f"{resolved:,}"), False)]
+    figures.append((text("kpi.backlog"), f"{int(result.backlog['awaiting_review'].sum()):,}",
+                    text("kpi.backlog.detail"), False))
+    return figures
+
+
+def recovery_rows(table: pd.DataFrame, name, text: Language) -> list[list[str]]:
+    """A ``recovery.group_figures`` table formatted for reading."""
+    return [[name(r.group), f"{r.tickets:,}", f"{text.duration(r.respond_median_h)} / {text.duration(r.respond_p90_h)}",
+             f"{text.duration(r.resolve_median_h)} / {text.duration(r.resolve_p90_h)}",
+             text("in_time", share=percent(r.within_sla_share, 0), due=f"{r.due:,}"), f"{r.breached_open:,}",
+             f"{r.respond_late:,}", percent(r.reopened_share, 0), f"{r.compensated:,} · {r.compensation_total:,.0f}"]
             for r in table.itertuples()]
+
+
+def recovery_header(text: Language, first: str) -> list[str]:
+    return [text(first)] + [text(key) for key in ("col.tickets", "col.respond", "col.resolve", "col.in_time",
+                                                  "col.breached", "col.respond_late", "col.reopened",
+                                                  "col.compensated")]
 
 
 def speed_table(recovery: Recovery) -> pd.DataFrame:
@@ -196,104 +252,61 @@ def speed_table(recovery: Recovery) -> pd.DataFrame:
     return speed
 
 
-ALERTS_USE_RAW = ("The alerts test the classifier's own counts, not the adjusted shares: the audit's correction is the "
-                  "same for every period, so a change the classifier sees is a change in the complaints, and the "
-                  "raw counts carry none of the audit's sampling uncertainty. The adjusted shares answer another "
-                  "question: how large each cause really is.")
+def method_lines(report: TrendReport) -> list[str]:
+    result, text, rule = report.trends, report.text, report.trends.rule
+    return text.lines("method", baseline=text.count(rule.baseline_periods), minimum=text.count(rule.min_baseline_periods),
+                      split=text.split(result.split_by), alpha=f"{rule.alpha:g}",
+                      ratio=f"{rule.min_ratio:g}", minimum_count=rule.min_count, timezone=report.timezone)
 
 
-def shares_table(report: TrendReport) -> pd.DataFrame:
-    """Each cause's share of the window's service failures: the classifier's, and adjusted by the audit."""
-    if report.shares is None:
-        return pd.DataFrame(columns=["cause", "name", "raw_share", "adjusted_share", "ci_low", "ci_high"])
-    table = report.shares.table.set_index("cause")
-    order = trends.ordered_causes(table.index)
-    table = table.reindex(order).reset_index()
-    table.insert(1, "name", [CAUSE_NAMES_ZH.get(c, "") for c in table["cause"]])
-    return table
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
-def shares_note(report: TrendReport) -> str:
-    shares = report.shares
-    if shares is None:
-        return (f"No adjusted shares yet: {report.audit_drawn} complaint(s) drawn for an audit, fewer than "
-                f"{audit_figures.MIN_AUDIT_LABELS} labelled. Draw a random sample with `complaints review export "
-                "--audit 400`, label it, and `complaints review import` it; the shares below are the classifier's.")
-    note = (f"Adjusted by {shares.audit_labels} randomly drawn complaints that people labelled (of "
-            f"{shares.audit_drawn} drawn); 95% bootstrap intervals.")
-    if shares.unaudited_share > 0.01:
-        note += f" {shares.unaudited_share:.0%} of the window was predicted as a cause no audited complaint had: kept as predicted."
-    if shares.window_model_share < 0.5:
-        note += (f" Only {shares.window_model_share:.0%} of the window was classified by the model the audit measured "
-                 f"({', '.join(shares.model_versions)}): draw a new audit.")
-    return note
-
-
-def method_lines(result: Trends) -> list[str]:
-    rule = result.rule
-    return [
-        f"Each {result.period} is compared with its own baseline: the {rule.baseline_periods} {result.period}s "
-        f"before it (tests start once {rule.min_baseline_periods} exist).",
-        "Count test: one-sided exact test of the daily rate — given the combined count n of the period and "
-        "its baseline, the period's count is Binomial(n, e / (e + e_baseline)) when the rate has not changed "
-        "(e = days covered, so months and the unfinished current period are fair).",
-        "Share test: one-sided Fisher exact test (hypergeometric tail) of the cause's share of the group's "
-        "complaints against the baseline share; a general rise in complaints does not trigger it.",
-        f"All p-values of a period (both tests, every cause, overall and per {result.split_by}) are corrected "
-        f"together with Benjamini–Hochberg; a test passes at q ≤ {rule.alpha:g} with a ratio to the "
-        f"expectation of at least {rule.min_ratio:g}. No alert below {rule.min_count} complaints.",
-        f"Under steady data a {result.period} raises a false alert with a probability of about {rule.alpha:g} "
-        f"or less. “Since” is the first {result.period} of the unbroken run of flagged {result.period}s that "
-        "ends in the latest one.",
-        "A complaint's time is its created_at, or ingested_at when the source had no date; its cause is the "
-        "latest review's label when reviewed, else the latest prediction; 'none' (not a complaint) is counted "
-        "like a cause, so shares add up to 100%.",
-    ]
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + "…"
-
-
-def _percent(value, digits: int = 1) -> str:
+def percent(value, digits: int = 1) -> str:
     return "–" if value is None or pd.isna(value) else f"{value * 100:.{digits}f}%"
 
 
-def _signed(value, suffix: str = "", digits: int = 0) -> str:
-    if value is None or pd.isna(value):
-        return "–"
-    return f"{0.0:.{digits}f}{suffix}" if round(value, digits) == 0 else f"{value:+.{digits}f}{suffix}"
-
-
-def _number(value, digits: int = 0) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:,.{digits}f}"
-
-
-def _probability(value) -> str:
+def probability(value) -> str:
     return "–" if value is None or pd.isna(value) else (f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
 
 
-def _ratio(value) -> str:
-    return "new" if value == math.inf else ("–" if pd.isna(value) else f"×{value:.2f}")
-
-
-def elapsed_note(result: Trends) -> str:
-    """' (3 of 7 days so far)' while the latest period is unfinished: its counts are not yet comparable."""
+def elapsed_note(report: TrendReport) -> str:
+    """While the latest period is unfinished its counts are not yet comparable: say how far it is."""
+    result, text = report.trends, report.text
     current = result.current_period
     length = (current.end_time.normalize() - current.start_time).days + 1
     elapsed = (result.window.end - max(current.start_time, result.window.start)).days + 1
-    return f" ({elapsed} of {length} days so far)" if elapsed < length else ""
+    return text("so_far", elapsed=elapsed, length=length) if elapsed < length else ""
 
 
-def title(result: Trends) -> str:
-    return f"Complaint cause trends · 投诉原因趋势 — {result.period} of {period_label(result.current_period, result.period)}"
+def title(report: TrendReport) -> str:
+    result, text = report.trends, report.text
+    name = text(f"period_name.{result.period}", start=period_label(result.current_period, result.period))
+    return text("title", period_name=name)
 
 
-# ---------------------------------------------------------------- markdown
+def meta_line(report: TrendReport) -> str:
+    result, text = report.trends, report.text
+    return text("meta", start=f"{result.window.start:%Y-%m-%d}", end=f"{result.window.end:%Y-%m-%d}",
+                complaints=f"{result.complaints:,}", not_complaints=f"{int(result.backlog['not_complaints'].sum()):,}",
+                split=text.split(result.split_by),
+                generated=f"{report.generated_at:%Y-%m-%d %H:%M}")
+
+
+def unfamiliar_text(report: TrendReport) -> str | None:
+    if not trends.unfamiliar_warning(report.trends):
+        return None
+    return report.text("unfamiliar", share=percent(report.trends.unfamiliar_share, 0))
+
+
+# ---------------------------------------------------------------- markdown (and the Prefect artifact)
 
 # Characters that start markdown or HTML inline (emphasis, code, links, images, tags, entities, table cells)
 # and the starts of the bare links GFM renderers (Prefect's UI) turn into anchors: "http://", "www.", "a@b".
 _MARKDOWN_ACTIVE = re.compile(r"[\\`*_\[\]<>!|~&@]|(?<=[A-Za-z]):(?=//)|(?<=www)\.", re.IGNORECASE)
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+SPEED_GLYPHS = {"same_day": "█", "next_day": "▓", "later": "▒", "open_late": "░", "open": "·"}
 
 
 def markdown_text(value) -> str:
@@ -302,68 +315,115 @@ def markdown_text(value) -> str:
 
 
 def _md_table(header: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(markdown_text(h) for h in header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(markdown_text(v) for v in row) + " |" for row in rows]
 
 
-def render_markdown(report: TrendReport, report_link: str | None = None) -> str:
-    result = report.trends
-    lines = [f"# {title(result)}", "",
-             f"{result.window.start:%Y-%m-%d} – {result.window.end:%Y-%m-%d} · {result.complaints:,} complaints · "
-             f"per {result.period}, split by {markdown_text(result.split_by)} · "
-             f"generated {report.generated_at:%Y-%m-%d %H:%M}", ""]
-    if report_link:
-        lines += [f"Full report: {report_link}", ""]
-    if trends.unfamiliar_warning(result):
-        lines += [f"> **Note:** {trends.unfamiliar_warning(result)}", ""]
-    alerts = alerts_table(result)
-    lines.append(f"## Alerts ({len(alerts)})")
-    if alerts.empty:
-        lines += ["", f"No cause is significantly above its baseline this {result.period}."]
-    else:
-        lines += [""] + _md_table(ALERT_HEADER, _alert_rows(alerts))
-    change = change_table(result)
-    lines += ["", f"## This {result.period}{elapsed_note(result)} against the previous one", ""] + _md_table(
-        ["cause", "count", "previous", "change", "share", "previous share", "change (points)"],
-        [[cause_name(c.cause), _number(c.count), _number(c.previous_count), _signed(c.count_change),
-          _percent(c.share), _percent(c.previous_share), _signed(c.share_change_points, digits=1)]
-         for c in change.itertuples()])
-    lines += _shares_markdown(report)
-    lines += _recovery_markdown(report.recovery)
+def text_bar(share, width: int = 20) -> str:
+    """A share as a bar of block characters (eighths), for charts where only text renders."""
+    if share is None or pd.isna(share):
+        return ""
+    eighths = round(max(0.0, min(1.0, float(share))) * width * 8)
+    return "█" * (eighths // 8) + (_BLOCKS[eighths % 8] if eighths % 8 else "")
+
+
+def stacked_text_bar(counts: dict[str, int], width: int = 20) -> str:
+    """Counts by 1:10:100 bucket as one bar of differently shaded blocks."""
+    total = sum(counts.values())
+    if not total:
+        return ""
+    cells, used = [], 0
+    for position, (bucket, count) in enumerate(counts.items()):
+        length = width - used if position == len(counts) - 1 else round(width * count / total)
+        cells.append(SPEED_GLYPHS[bucket] * max(0, min(length, width - used)))
+        used += len(cells[-1])
+    return "".join(cells)
+
+
+def render_markdown(report: TrendReport, report_path: str | Path | None = None) -> str:
+    result, text = report.trends, report.text
+    lines = [f"# {markdown_text(title(report))}", "", markdown_text(meta_line(report)), ""]
+    if report_path:
+        lines += [markdown_text(text("report_at", path=report_path)), ""]
+    if unfamiliar_text(report):
+        lines += [f"> {markdown_text(unfamiliar_text(report))}", ""]
+    figures = key_figures(report)
+    lines += _md_table([label for label, *_ in figures], [[f"{value} ({detail})" for _, value, detail, _ in figures]])
+
+    lines += ["", f"## {markdown_text(text('h.alerts'))} ({len(result.alerts)})", ""]
+    if result.alerts.empty:
+        lines.append(markdown_text(text("alerts.calm")))
+    for position, alert in enumerate(result.alerts.head(SHOWN_ALERTS).itertuples()):
+        quotes = alert_quotes(report, position)
+        lines.append(f"- **{markdown_text(text.cause(alert.cause))} · {markdown_text(where_text(alert.scope, alert.group, text))}**"
+                     f"{text.colon()}{markdown_text(alert_sentence(alert, result, text))}"
+                     + (f" {markdown_text(text('alert.examples'))} " + " / ".join(f"「{markdown_text(q)}」" for q in quotes)
+                        if quotes else ""))
+    if len(result.alerts) > SHOWN_ALERTS:
+        lines.append(markdown_text(text("alert.more", count=len(result.alerts) - SHOWN_ALERTS)))
+    if len(result.alerts):
+        lines += ["", f"> {markdown_text(text('alerts.what', split=text.split(result.split_by)))}"]
+
+    lines += _recovery_markdown(report)
+    lines += _mix_markdown(report)
+    backlog = result.backlog
+    lines += ["", f"## {markdown_text(text('h.backlog'))}", "",
+              markdown_text(text("backlog_line", awaiting=f"{int(backlog['awaiting_review'].sum()):,}",
+                                 not_complaints=f"{int(backlog['not_complaints'].sum()):,}")),
+              "", markdown_text(text("backlog.note"))]
     latest_terms = result.terms[result.terms["period"] == result.current_period]
     if not latest_terms.empty:
-        lines += ["", f"## Terms behind each cause this {result.period}", ""]
+        lines += ["", f"## {markdown_text(text('h.terms'))}", ""]
         for cause in result.causes:
             terms = latest_terms[latest_terms["cause"] == cause]
             if not terms.empty:
-                lines.append(f"- **{markdown_text(cause_name(cause))}**: " + ", ".join(
+                lines.append(f"- **{markdown_text(text.cause(cause))}**: " + ", ".join(
                     f"{markdown_text(t.term)} ({t.count})" for t in terms.itertuples()))
-    lines += ["", "## Method", ""] + [f"- {line}" for line in method_lines(result)]
+    lines += ["", f"## {markdown_text(text('h.method'))}", ""] + [f"- {markdown_text(line)}" for line in method_lines(report)]
     return "\n".join(lines) + "\n"
 
 
-def _shares_markdown(report: TrendReport) -> list[str]:
-    lines = ["", "## Cause shares: the classifier's and adjusted by the audit", "", markdown_text(shares_note(report)), ""]
-    table = shares_table(report)
-    if len(table):
-        lines += _md_table(["cause", "classifier", "adjusted", "95% interval"],
-                           [[cause_name(r.cause), _percent(r.raw_share), _percent(r.adjusted_share),
-                             f"{_percent(r.ci_low)} – {_percent(r.ci_high)}"] for r in table.itertuples()])
-        lines += ["", ALERTS_USE_RAW]
+def _recovery_markdown(report: TrendReport) -> list[str]:
+    recovery, text = report.recovery, report.text
+    lines = ["", f"## {markdown_text(text('h.recovery'))}", ""]
+    if recovery is None or not recovery.tickets:
+        return lines + [markdown_text(text("recovery.none"))]
+    lines.append(markdown_text(text("recovery.why")))
+    if not recovery.has_updates:
+        lines += ["", markdown_text(text("recovery.no_updates"))]
+    legend = " ".join(f"{SPEED_GLYPHS[b]} {text('speed.' + b)}" for b in recovery_figures.SPEED_BUCKETS)
+    lines += ["", markdown_text(legend), ""]
+    speed = recovery.speed.set_index("cause")
+    rows = []
+    for row in recovery.by["cause"].itertuples():
+        counts = {b: int(speed.loc[row.group, b]) for b in recovery_figures.SPEED_BUCKETS} if row.group in speed.index else {}
+        rows.append([text.cause(row.group), stacked_text_bar(counts), f"{row.tickets:,}",
+                     f"{text.duration(row.resolve_median_h)} / {text.duration(row.resolve_p90_h)}",
+                     text("in_time", share=percent(row.within_sla_share, 0), due=f"{row.due:,}"),
+                     f"{row.breached_open:,}"])
+    lines += _md_table([text("col.cause"), text("h.speed"), text("col.tickets"), text("col.resolve"),
+                        text("col.in_time"), text("col.breached")], rows)
     return lines
 
 
-def _recovery_markdown(recovery: Recovery | None) -> list[str]:
-    if recovery is None or not recovery.tickets:
-        return []
-    lines = ["", "## Recovery by cause · 补救", ""]
-    lines += _md_table(RECOVERY_HEADER[:1] + ["cause"] + RECOVERY_HEADER[1:],
-                       [[""] + row for row in recovery_rows(recovery.by["cause"], cause_name)])
-    speed = speed_table(recovery)
-    lines += ["", "1:10:100 — recoveries the same day / the next day / later, and still open:", ""]
-    for row in speed.itertuples():
-        lines.append(f"- {markdown_text(cause_name(row.cause))}: " + " · ".join(
-            f"{SPEED_LABELS[b]} {getattr(row, b)}" for b in recovery_figures.SPEED_BUCKETS))
+def _mix_markdown(report: TrendReport) -> list[str]:
+    result, text = report.trends, report.text
+    lines = ["", f"## {markdown_text(text('h.mix'))}{markdown_text(elapsed_note(report))}", "",
+             markdown_text(text("mix.note")), ""]
+    adjusted = shares_table(report).set_index("cause") if report.shares is not None else None
+    rows = []
+    for row in change_table(result).itertuples():
+        corrected = "–"
+        if adjusted is not None and row.cause in adjusted.index:
+            a = adjusted.loc[row.cause]
+            corrected = f"{percent(a['adjusted_share'])} ({percent(a['ci_low'], 0)}–{percent(a['ci_high'], 0)})"
+        rows.append([text.cause(row.cause), number(row.count), percent(row.share), text_bar(row.share),
+                     signed(row.share_change_points, 1), corrected])
+    lines += _md_table([text("col.cause"), text("col.count"), text("col.share"), "",
+                        text("col.change_points"), text("col.adjusted_share")], rows)
+    lines += ["", markdown_text(shares_note(report))]
+    if report.shares is not None:
+        lines += ["", markdown_text(text("adjusted.alerts"))]
     return lines
 
 
@@ -384,6 +444,10 @@ def _json_number(value, digits: int = 0):
 
 # ---------------------------------------------------------------- Excel
 
+def _with_period_labels(frame: pd.DataFrame, period: str) -> pd.DataFrame:
+    return frame.assign(period=[period_label(p, period) for p in frame["period"]])
+
+
 def _recovery_sheets(recovery: Recovery | None) -> dict[str, pd.DataFrame]:
     if recovery is None:
         return {}
@@ -397,16 +461,17 @@ def write_workbook(report: TrendReport, path: Path) -> None:
     label = lambda frame: _with_period_labels(frame, result.period)  # noqa: E731
     sheets = {
         "summary": change_table(result),
-        "alerts": alerts_table(result),
+        "alerts": alerts_table(result, report.text),
         "counts": label(result.counts),
         "tests": label(result.tests),
         **{f"{column} x cause"[:31]: table.reset_index().rename(columns={"group": column})
            for column, table in result.heatmaps.items()},
         "adjusted shares": shares_table(report),
         **_recovery_sheets(report.recovery),
+        "review backlog": label(result.backlog),
         "terms": label(result.terms),
         "examples": examples_table(report),
-        "method": pd.DataFrame({"method": method_lines(result)}),
+        "method": pd.DataFrame({"method": method_lines(report)}),
     }
     too_long = [name for name, frame in sheets.items() if len(frame) >= EXCEL_MAX_ROWS]
     if too_long:
@@ -420,400 +485,230 @@ def write_workbook(report: TrendReport, path: Path) -> None:
             sheet.set_column(0, max(len(frame.columns) - 1, 0), 14)
             if name in ("examples", "method"):
                 sheet.set_column(len(frame.columns) - 1, len(frame.columns) - 1, 100)
+            if name == "alerts":
+                sheet.set_column(2, 2, 80)
 
 
-# ---------------------------------------------------------------- HTML and SVG
+# ---------------------------------------------------------------- HTML
 
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _svg(width: float, height: float, body: list[str], label: str) -> str:
-    return (f'<svg viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
-            f'role="img" aria-label="{_e(label)}">' + "".join(body) + "</svg>")
-
-
-def _tick_label(value: pd.Period, period: str) -> str:
-    return f"{value.start_time:%Y-%m}" if period == "month" else f"{value.start_time:%m-%d}"
-
-
-def _tick_every(count: int, wanted: int = 12) -> int:
-    return max(1, math.ceil(count / wanted))
-
-
-def stacked_shares_svg(result: Trends) -> str:
-    """100% bars: each period's complaints split by cause."""
-    overall = _overall(result)
-    periods = list(dict.fromkeys(overall["period"]))
-    width, height, left, right, top, bottom = 960, 300, 48, 12, 12, 40
-    plot_width, plot_height = width - left - right, height - top - bottom
-    slot = plot_width / max(len(periods), 1)
-    bar = max(slot * 0.82, 1.0)
-    body = []
-    for share in (0, 0.25, 0.5, 0.75, 1):
-        y = top + plot_height * (1 - share)
-        body.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                    f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{share:.0%}</text>')
-    cells = overall.set_index(["period", "cause"])
-    for i, value in enumerate(periods):
-        x = left + i * slot + (slot - bar) / 2
-        label = period_label(value, result.period)
-        bottom_y = top + plot_height
-        for cause in result.causes:
-            count, total, share = cells.loc[(value, cause), ["count", "total", "share"]]
-            if not total or not count:
-                continue
-            bar_height = share * plot_height
-            bottom_y -= bar_height
-            body.append(f'<rect x="{x:.1f}" y="{bottom_y:.1f}" width="{bar:.1f}" height="{bar_height:.1f}" '
-                        f'fill="{cause_colour(cause, result.causes)}"><title>{_e(label)} · {_e(cause_name(cause))}: '
-                        f'{count:,.0f} of {total:,.0f} ({share:.1%})</title></rect>')
-        if i % _tick_every(len(periods)) == 0:
-            body.append(f'<text class="axis" x="{x + bar / 2:.1f}" y="{height - bottom + 16}" '
-                        f'text-anchor="middle">{_e(_tick_label(value, result.period))}</text>')
-    return _svg(width, height, body, f"share of each cause per {result.period}")
-
-
-def cause_panel_svg(result: Trends, cause: str) -> str:
-    """One cause over time: its count, the count its baseline expected, and the flagged periods
-    (filled: overall; ring: only within a split group)."""
-    overall = _overall(result)
-    series = overall[overall["cause"] == cause].set_index("period")["count"]
-    periods = list(series.index)
-    tests = result.tests[result.tests["cause"] == cause]
-    overall_tests = tests[tests["scope"] == OVERALL].set_index("period")
-    expected = overall_tests["expected"].reindex(periods)
-    flagged_overall = set(overall_tests.index[overall_tests["flagged"].astype(bool)])
-    flagged_split = set(tests.loc[(tests["scope"] != OVERALL) & tests["flagged"].astype(bool), "period"])
-    width, height, left, right, top, bottom = 300, 150, 40, 10, 26, 24
-    plot_width, plot_height = width - left - right, height - top - bottom
-    # the axis spans the data (not from zero), so a rise shows; its two labels give the scale
-    values = pd.concat([series, expected.dropna()])
-    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
-    low, high = max(0.0, low - 0.1 * (high - low)), high + max(0.05 * (high - low), 1.0)
-    x_of = lambda i: left + (plot_width * i / max(len(periods) - 1, 1))  # noqa: E731
-    y_of = lambda v: top + plot_height * (high - v) / (high - low)  # noqa: E731
-    colour = cause_colour(cause, result.causes)
-    body = [f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y_of(low):.1f}" y2="{y_of(low):.1f}"/>',
-            f'<text class="axis" x="{left - 5}" y="{y_of(high) + 4:.1f}" text-anchor="end">{high:,.0f}</text>',
-            f'<text class="axis" x="{left - 5}" y="{y_of(low) + 4:.1f}" text-anchor="end">{low:,.0f}</text>']
-    known = [(x_of(i), y_of(v)) for i, v in enumerate(expected) if pd.notna(v)]
-    if len(known) > 1:
-        body.append('<polyline class="expected" points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in known) + '"/>')
-    body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
-                + " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, v in enumerate(series)) + '"/>')
-    for i, value in enumerate(periods):
-        label = f"{period_label(value, result.period)}: {series[value]:,.0f}"
-        if pd.notna(expected.iloc[i]):
-            label += f" (expected {expected.iloc[i]:,.1f})"
-        if value in flagged_overall:
-            body.append(f'<circle cx="{x_of(i):.1f}" cy="{y_of(series[value]):.1f}" r="4.5" fill="{ALERT_COLOUR}">'
-                        f'<title>{_e(label)} — alert</title></circle>')
-        elif value in flagged_split:
-            body.append(f'<circle cx="{x_of(i):.1f}" cy="{y_of(series[value]):.1f}" r="4.5" fill="none" '
-                        f'stroke="{ALERT_COLOUR}" stroke-width="2"><title>{_e(label)} — alert within a '
-                        f'{_e(result.split_by)}</title></circle>')
-        else:
-            body.append(f'<circle cx="{x_of(i):.1f}" cy="{y_of(series[value]):.1f}" r="2" fill="{colour}">'
-                        f'<title>{_e(label)}</title></circle>')
-    if periods:
-        body.append(f'<text class="axis" x="{left}" y="{height - 6}">{_e(_tick_label(periods[0], result.period))}</text>'
-                    f'<text class="axis" x="{width - right}" y="{height - 6}" text-anchor="end">'
-                    f'{_e(_tick_label(periods[-1], result.period))}</text>')
-    latest = series.iloc[-1] if len(series) else 0
-    body.append(f'<text class="panel-title" x="{left}" y="16">{_e(cause_name(cause))} · {latest:,.0f} this '
-                f'{_e(result.period)}</text>')
-    return _svg(width, height, body, f"{cause} per {result.period}")
-
-
-def change_bars_svg(change: pd.DataFrame) -> str:
-    """Horizontal bars: each cause's change in share (points) against the previous period."""
-    width, row, label_width, value_width = 720, 28, 170, 150
-    height = row * len(change) + 10
-    half = (width - label_width - value_width) / 2
-    centre = label_width + half
-    largest = max(float(change["share_change_points"].abs().max()) if change["share_change_points"].notna().any()
-                  else 0, 0.5)
-    body = [f'<line class="zero" x1="{centre:.1f}" x2="{centre:.1f}" y1="0" y2="{height}"/>']
-    for i, item in enumerate(change.itertuples()):
-        y = 5 + i * row
-        body.append(f'<text class="label" x="{label_width - 8}" y="{y + 18}" text-anchor="end">'
-                    f'{_e(cause_name(item.cause))}</text>')
-        if pd.notna(item.share_change_points):
-            length = half * abs(item.share_change_points) / largest
-            x = centre if item.share_change_points >= 0 else centre - length
-            fill = ALERT_COLOUR if item.share_change_points > 0 else DECREASE_COLOUR
-            body.append(f'<rect x="{x:.1f}" y="{y + 5}" width="{max(length, 1):.1f}" height="{row - 10}" fill="{fill}">'
-                        f'<title>{_e(cause_name(item.cause))}: {_e(_signed(item.share_change_points, " points", 1))}'
-                        f'</title></rect>')
-        text = (f"{_signed(item.share_change_points, ' pts', 1)} ({_number(item.previous_count)} → "
-                f"{_number(item.count)})")
-        body.append(f'<text class="value" x="{width - value_width + 6}" y="{y + 18}">{_e(text)}</text>')
-    return _svg(width, height, body, "change in share against the previous period")
-
-
-def _diverging(lift: float) -> str:
-    """Colour for how a group's share compares with everywhere: white when equal, red up to twice as
-    large, blue down to half (log scale, clipped)."""
-    position = max(-1.0, min(1.0, math.log2(lift))) if lift > 0 else -1.0
-    white, end = (255, 255, 255), ((192, 57, 43) if position > 0 else (46, 134, 193))
-    return "#" + "".join(f"{round(a + (b - a) * abs(position)):02x}" for a, b in zip(white, end))
-
-
-def heatmap_svg(table: pd.DataFrame, column: str, causes: list[str]) -> str:
-    """group × cause: number = complaints; colour = the cause's share of the group's complaints against
-    its share across all groups (where a cause gathers, not merely where complaints are many), for the
-    cells whose Pearson residual says the difference is beyond chance."""
-    shown = table.head(HEATMAP_ROWS)
-    cell_width, cell_height, label_width, header = 96, 26, 150, 30
-    width = label_width + cell_width * (len(causes) + 1)
-    height = header + cell_height * len(shown) + 4
-    shares = shown.div(shown.sum(axis=1).where(lambda s: s > 0), axis=0).fillna(0)
-    everywhere = table.sum(axis=0) / max(int(table.to_numpy().sum()), 1)
-    body = []
-    for j, cause in enumerate(causes):
-        body.append(f'<text class="label" x="{label_width + cell_width * (j + 0.5):.1f}" y="{header - 10}" '
-                    f'text-anchor="middle">{_e(cause)}</text>')
-    body.append(f'<text class="label" x="{label_width + cell_width * (len(causes) + 0.5):.1f}" y="{header - 10}" '
-                f'text-anchor="middle">total</text>')
-    for i, (group, counts) in enumerate(shown.iterrows()):
-        y = header + i * cell_height
-        body.append(f'<text class="label" x="{label_width - 8}" y="{y + 17}" text-anchor="end">{_e(group)}</text>')
-        for j, cause in enumerate(causes):
-            share, overall_share = shares.loc[group, cause], everywhere[cause]
-            expected = counts.sum() * overall_share
-            # only differences beyond chance get a colour, so a handful of complaints cannot paint a cell
-            beyond_chance = expected > 0 and abs(counts[cause] - expected) / math.sqrt(expected) >= HEATMAP_MIN_RESIDUAL
-            lift = share / overall_share if beyond_chance else 1.0
-            strong = lift <= 0 or abs(math.log2(lift)) > 0.6  # white text on the darker cells
-            x = label_width + j * cell_width
-            body.append(f'<rect class="cell-box" x="{x}" y="{y}" width="{cell_width - 2}" height="{cell_height - 2}" '
-                        f'fill="{_diverging(lift)}"><title>{_e(column)} {_e(group)} · {_e(cause_name(cause))}: '
-                        f'{counts[cause]:,} complaints, {share:.1%} of the {_e(column)} against {overall_share:.1%} '
-                        f'overall</title></rect>'
-                        f'<text class="cell{" dark" if strong else ""}" '
-                        f'x="{x + (cell_width - 2) / 2:.1f}" y="{y + 17}" text-anchor="middle">{counts[cause]:,}</text>')
-        body.append(f'<text class="cell" x="{label_width + cell_width * (len(causes) + 0.5):.1f}" y="{y + 17}" '
-                    f'text-anchor="middle">{int(counts.sum()):,}</text>')
-    return _svg(width, height, body, f"{column} by cause")
-
-
-def speed_bars_svg(recovery: Recovery) -> str:
-    """Per cause, a 100% bar of its tickets: recovered the same day, the next day, later, still open."""
-    speed = recovery.speed
-    width, row, label_width, value_width = 720, 26, 170, 90
-    plot = width - label_width - value_width
-    body = []
-    for i, item in enumerate(speed.itertuples()):
-        y = 4 + i * row
-        total = sum(getattr(item, b) for b in recovery_figures.SPEED_BUCKETS)
-        body.append(f'<text class="label" x="{label_width - 8}" y="{y + 16}" text-anchor="end">'
-                    f'{_e(cause_name(item.cause))}</text>')
-        x = float(label_width)
-        for bucket in recovery_figures.SPEED_BUCKETS:
-            count = getattr(item, bucket)
-            if not count:
-                continue
-            length = plot * count / total
-            body.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" '
-                        f'fill="{SPEED_COLOURS[bucket]}"><title>{_e(cause_name(item.cause))} · '
-                        f'{_e(SPEED_LABELS[bucket])}: {count:,} of {total:,}</title></rect>')
-            x += length
-        body.append(f'<text class="value" x="{width - value_width + 6}" y="{y + 16}">{total:,}</text>')
-    return _svg(width, row * len(speed) + 8, body, "recoveries by day: same day, next day, later, open")
-
-
-def recovery_times_svg(table: pd.DataFrame, name=cause_name) -> str:
-    """Per group: hours to answer (light) and to resolve (dark), median dot and a line to the 90th percentile."""
-    width, row, label_width, right = 720, 30, 170, 20
-    plot = width - label_width - right
-    longest = float(pd.concat([table["respond_p90_h"], table["resolve_p90_h"]]).max()) if len(table) else 1.0
-    longest = longest if longest and not pd.isna(longest) and longest > 0 else 1.0
-    x_of = lambda hours: label_width + plot * min(hours, longest) / longest  # noqa: E731
-    body = [f'<text class="axis" x="{label_width}" y="{row * len(table) + 18}">0</text>',
-            f'<text class="axis" x="{width - right}" y="{row * len(table) + 18}" text-anchor="end">'
-            f'{_e(_duration(longest))}</text>']
-    for i, item in enumerate(table.itertuples()):
-        y = 6 + i * row
-        body.append(f'<text class="label" x="{label_width - 8}" y="{y + 14}" text-anchor="end">{_e(name(item.group))}</text>')
-        for offset, median, p90, colour, what in ((4, item.respond_median_h, item.respond_p90_h, "#8fb8de", "answer"),
-                                                   (14, item.resolve_median_h, item.resolve_p90_h, "#1f4e79", "resolve")):
-            if pd.isna(median):
-                continue
-            body.append(f'<line x1="{x_of(median):.1f}" x2="{x_of(p90):.1f}" y1="{y + offset}" y2="{y + offset}" '
-                        f'stroke="{colour}" stroke-width="3"/>'
-                        f'<circle cx="{x_of(median):.1f}" cy="{y + offset}" r="4" fill="{colour}"><title>'
-                        f'{_e(name(item.group))} · hours to {what}: median {_e(_duration(median))}, 90% within '
-                        f'{_e(_duration(p90))}</title></circle>')
-    return _svg(width, row * len(table) + 24, body, "hours to answer and to resolve")
-
-
-STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;
- margin:0 auto;max-width:1000px;padding:24px;color:#1d2733;background:#fff;line-height:1.45}
-h1{font-size:1.5rem;margin:0 0 4px}h2{font-size:1.2rem;margin:32px 0 8px;border-bottom:1px solid #d5dbe1;padding-bottom:4px}
-h3{font-size:1rem;margin:16px 0 6px}.meta,.note{color:#5b6875;font-size:.9rem}
-table{border-collapse:collapse;font-size:.88rem;margin:8px 0}th,td{border:1px solid #d5dbe1;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.alert-box{border-left:5px solid #c0392b;background:#fdf1ef;padding:8px 14px;margin:8px 0}
-.calm{border-left:5px solid #2e8b57;background:#eff8f2;padding:8px 14px;margin:8px 0}
-.warning{border-left:5px solid #b9770e;background:#fdf5e6;padding:8px 14px;margin:8px 0}
-.legend{display:flex;flex-wrap:wrap;gap:14px;font-size:.88rem;margin:6px 0}
-.swatch{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px;border-radius:2px}
-.panels{display:flex;flex-wrap:wrap;gap:10px}
-svg text{font-size:11px;fill:#1d2733}svg .axis{fill:#5b6875}svg .panel-title{font-size:12px;font-weight:600}
-svg .cell.dark{fill:#fff}svg .cell-box{stroke:#e3e7eb}svg .grid{stroke:#e3e7eb}svg .zero{stroke:#5b6875}
-svg .expected{fill:none;stroke:#7f8c8d;stroke-width:1.5;stroke-dasharray:4 3}
-.example{border:1px solid #e3e7eb;border-radius:4px;padding:6px 10px;margin:6px 0;white-space:pre-wrap}
-.example .meta{display:block;white-space:normal}
+# CJK families first, so Chinese is drawn by a font that has it: Noto Sans CJK SC (Debian's fonts-noto-cjk,
+# what a bare server gets), then the Windows and macOS families, then the generic fallbacks.
+FONT_STACK = ('"Noto Sans CJK SC","Noto Sans SC","Source Han Sans SC","Source Han Sans CN","PingFang SC",'
+              '"Hiragino Sans GB","Microsoft YaHei","WenQuanYi Micro Hei",system-ui,-apple-system,"Segoe UI",'
+              "sans-serif")
+STYLE = f"""
+body{{font-family:{FONT_STACK};margin:0 auto;max-width:1040px;padding:24px;color:#1d2733;background:#fff;line-height:1.5}}
+h1{{font-size:1.5rem;margin:0 0 4px}}h2{{font-size:1.2rem;margin:32px 0 8px;border-bottom:1px solid #d5dbe1;padding-bottom:4px}}
+h3{{font-size:1rem;margin:18px 0 6px}}.meta,.note{{color:#5b6875;font-size:.9rem}}
+table{{border-collapse:collapse;font-size:.86rem;margin:8px 0}}th,td{{border:1px solid #d5dbe1;padding:4px 8px;text-align:left;vertical-align:top}}
+th{{background:#f2f4f7;font-weight:600}}td.num{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}
+.scroll{{overflow-x:auto;max-width:100%}}
+.kpis{{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}}
+.kpi{{flex:1 1 150px;border:1px solid #d5dbe1;border-radius:6px;padding:8px 12px}}
+.kpi .value{{font-size:1.6rem;font-weight:700;font-variant-numeric:tabular-nums}}.kpi .label{{font-size:.85rem}}
+.kpi .detail{{color:#5b6875;font-size:.78rem}}.kpi.alarm{{border-color:{ALERT_COLOUR};background:#fdf1ef}}
+.kpi.alarm .value{{color:{ALERT_COLOUR}}}
+.alert-card{{border-left:5px solid {ALERT_COLOUR};background:#fdf1ef;padding:8px 14px;margin:10px 0}}
+.alert-card .head{{font-weight:600;font-size:1.02rem}}.alert-card p{{margin:4px 0}}
+.quote{{color:#3d4a57;font-size:.9rem;margin:3px 0 3px 10px}}
+details{{margin:4px 0}}summary{{cursor:pointer;color:#2e5f8a;font-size:.88rem}}
+.calm{{border-left:5px solid #2e8b57;background:#eff8f2;padding:8px 14px;margin:8px 0}}
+.warning{{border-left:5px solid #b9770e;background:#fdf5e6;padding:8px 14px;margin:8px 0}}
+.legend{{display:flex;flex-wrap:wrap;gap:14px;font-size:.86rem;margin:6px 0}}
+.swatch{{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px;border-radius:2px}}
+.panels{{display:flex;flex-wrap:wrap;gap:10px}}
+svg text{{font-family:inherit;font-size:11px;fill:#1d2733}}svg .axis{{fill:#5b6875}}svg .panel-title{{font-size:12px;font-weight:600}}
+svg .cell.dark{{fill:#fff}}svg .cell-box{{stroke:#e3e7eb}}svg .grid{{stroke:#e3e7eb}}svg .zero{{stroke:#5b6875}}
+svg .expected{{fill:none;stroke:#7f8c8d;stroke-width:1.5;stroke-dasharray:4 3}}
+.example{{border:1px solid #e3e7eb;border-radius:4px;padding:6px 10px;margin:6px 0;white-space:pre-wrap}}
+.example .meta{{display:block;white-space:normal}}
 """
 
 
 def _html_table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td class="num">{_e(v)}</td>' if j in numeric else f"<td>{_e(v)}</td>"
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td class="num">{escape(v)}</td>' if j in numeric else f"<td>{escape(v)}</td>"
                                     for j, v in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _legend(causes: list[str]) -> str:
+def _legend(items: list[tuple[str, str]]) -> str:
     return '<div class="legend">' + "".join(
-        f'<span><span class="swatch" style="background:{cause_colour(c, causes)}"></span>{_e(cause_name(c))}</span>'
-        for c in causes) + "</div>"
+        f'<span><span class="swatch" style="background:{colour}"></span>{escape(name)}</span>'
+        for name, colour in items) + "</div>"
 
 
-def _alerts_section(result: Trends) -> str:
-    alerts = alerts_table(result)
-    if alerts.empty:
-        return (f'<div class="calm">No cause is significantly above its baseline this {_e(result.period)} '
-                f'({_e(period_label(result.current_period, result.period))}).</div>')
-    items = "".join(
-        f"<li><strong>{_e(cause_name(a.cause))}</strong> — {_e(a.where)}: {a.observed:,} complaints, "
-        f"{_e(_number(a.expected, 1))} expected ({_e(_ratio(a.count_ratio))}); share {_e(_percent(a.share))} "
-        f"against {_e(_percent(a.baseline_share))}; since {_e(a.since)}</li>" for a in alerts.itertuples())
-    table = _html_table(ALERT_HEADER, _alert_rows(alerts), numeric={3, 4, 5, 6})
-    return f'<div class="alert-box"><ul>{items}</ul></div>{table}'
+def _key_figures(report: TrendReport) -> str:
+    return '<div class="kpis">' + "".join(
+        f'<div class="kpi{" alarm" if alarming else ""}"><div class="label">{escape(label)}</div>'
+        f'<div class="value">{escape(value)}</div><div class="detail">{escape(detail)}</div></div>'
+        for label, value, detail, alarming in key_figures(report)) + "</div>"
 
 
-def _terms_section(result: Trends) -> str:
+def _alerts_section(report: TrendReport) -> str:
+    result, text = report.trends, report.text
+    if result.alerts.empty:
+        return f'<div class="calm">{escape(text("alerts.calm"))}</div>'
+    cards = []
+    for position, alert in enumerate(result.alerts.head(SHOWN_ALERTS).itertuples()):
+        quotes = "".join(f'<div class="quote">「{escape(q)}」</div>' for q in alert_quotes(report, position))
+        statistics = _html_table(STATISTICS_HEADER, [_statistics_row(alert)], numeric={0, 1, 2, 3})
+        cards.append(
+            f'<div class="alert-card"><div class="head"><span class="swatch" style="background:'
+            f'{cause_colour(alert.cause, result.causes)}"></span>{escape(text.cause(alert.cause))} · '
+            f'{escape(where_text(alert.scope, alert.group, text))}</div>'
+            f"<p>{escape(alert_sentence(alert, result, text))}</p>"
+            + (f'<div class="note">{escape(text("alert.examples"))}</div>{quotes}' if quotes else "")
+            + f"<details><summary>{escape(text('alert.stats'))}</summary>{statistics}</details></div>")
+    more = (f'<p class="note">{escape(text("alert.more", count=len(result.alerts) - SHOWN_ALERTS))}</p>'
+            if len(result.alerts) > SHOWN_ALERTS else "")
+    what = f'<p class="note">{escape(text("alerts.what", split=text.split(result.split_by)))}</p>'
+    return "".join(cards) + more + what
+
+
+def _recovery_section(report: TrendReport) -> str:
+    recovery, text = report.recovery, report.text
+    if recovery is None or not recovery.tickets:
+        return f'<p class="note">{escape(text("recovery.none"))}</p>'
+    cause_name = text.cause
+    parts = [f'<p class="note">{escape(text("recovery.why"))}</p>']
+    if not recovery.has_updates:
+        parts.append(f'<p class="warning">{escape(text("recovery.no_updates"))}</p>')
+    numeric = set(range(1, 9))
+    parts += [f"<h3>{escape(text('h.speed'))}</h3>",
+              _legend([(text("speed." + b), SPEED_COLOURS[b]) for b in recovery_figures.SPEED_BUCKETS]),
+              speed_bars_svg(recovery, text),
+              f"<h3>{escape(text('h.times'))}</h3>", f'<p class="note">{escape(text("times.note"))}</p>',
+              recovery_times_svg(recovery.by["cause"], cause_name, text),
+              _html_table(recovery_header(text, "col.cause"), recovery_rows(recovery.by["cause"], cause_name, text),
+                          numeric)]
+    for key in ("queue", "channel"):
+        parts.append(f"<details><summary>{escape(text('h.by_' + key))}</summary>"
+                     + _html_table(recovery_header(text, "col." + key), recovery_rows(recovery.by[key], str, text),
+                                   numeric) + "</details>")
+    compensation = recovery.compensation
+    if len(compensation):
+        codes = [c for c in compensation.columns if c not in ("cause", "tickets_compensated", "total", "median")]
+        rows = [[cause_name(r["cause"])] + [number(r[c]) for c in codes]
+                + [number(r["tickets_compensated"]), number(r["total"]), number(r["median"])]
+                for _, r in compensation.iterrows()]
+        parts.append(f"<details><summary>{escape(text('h.compensation'))}</summary>"
+                     + _html_table([text("col.cause")] + [text.resolution(c) for c in codes]
+                                   + [text("col.compensated"), text("col.total"), text("col.median")], rows,
+                                   set(range(1, len(codes) + 4))) + "</details>")
+    if len(recovery.corrections):
+        parts += [f"<h3>{escape(text('h.corrections'))}</h3>", f'<p class="note">{escape(text("corrections.note"))}</p>',
+                  _html_table([text("col.routed"), text("col.found"), text("col.complaints"), text("col.share_routed")],
+                              [[cause_name(r.routed_cause), cause_name(r.cause), f"{r.complaints:,}",
+                                percent(r.share_of_routed, 0)] for r in recovery.corrections.itertuples()], {2, 3})]
+    return "".join(parts)
+
+
+def _mix_section(report: TrendReport) -> str:
+    result, text = report.trends, report.text
+    change = change_table(result)
+    adjusted = shares_table(report)
+    parts = [f'<p class="note">{escape(text("mix.note"))}</p>',
+             _legend([(text.cause(c), cause_colour(c, result.causes)) for c in result.causes]),
+             stacked_shares_svg(result, text),
+             f"<h3>{escape(text('h.adjusted'))}</h3>", f'<p class="note">{escape(shares_note(report))}</p>']
+    if len(adjusted):
+        parts += [_html_table([text("col.cause"), text("col.raw_share"), text("col.adjusted_share"), text("col.interval")],
+                              [[text.cause(r.cause), percent(r.raw_share), percent(r.adjusted_share),
+                                f"{percent(r.ci_low)} – {percent(r.ci_high)}"] for r in adjusted.itertuples()],
+                              {1, 2, 3}),
+                  f'<p class="note">{escape(text("adjusted.alerts"))}</p>']
+    parts += [f"<h3>{escape(text('h.change'))}{escape(elapsed_note(report))}</h3>",
+              change_bars_svg(change, text),
+              _html_table([text("col.cause"), text("col.count"), text("col.previous"),
+                           text("col.change"), text("col.share"), text("col.previous_share"),
+                           text("col.change_points"), text("col.alert")],
+                          [[text.cause(c.cause), number(c.count), number(c.previous_count), signed(c.count_change),
+                            percent(c.share), percent(c.previous_share), signed(c.share_change_points, 1),
+                            text("yes") if c.alert else ""] for c in change.itertuples()], set(range(1, 7)))]
+    return "".join(parts)
+
+
+def _where_section(report: TrendReport) -> str:
+    result, text = report.trends, report.text
+    parts = [f'<p class="note">{escape(text("where.note", residual=f"{HEATMAP_MIN_RESIDUAL:g}"))}</p>']
+    for column, table in sorted(result.heatmaps.items(), key=lambda item: item[0] != "channel"):
+        parts.append(f"<h3>{escape(text('where.title', split=text.split(column)))}</h3>"
+                     + heatmap_svg(table, column, result.causes, text))
+        if len(table) > HEATMAP_ROWS:
+            parts.append(f'<p class="note">{escape(text("where.more", shown=HEATMAP_ROWS, total=len(table)))}</p>')
+    return "".join(parts)
+
+
+def _backlog_section(report: TrendReport) -> str:
+    result, text = report.trends, report.text
+    backlog = result.backlog
+    line = text("backlog_line", awaiting=f"{int(backlog['awaiting_review'].sum()):,}",
+                not_complaints=f"{int(backlog['not_complaints'].sum()):,}")
+    return (f'<p class="note">{escape(text("backlog.note"))}</p>'
+            + _legend([(text("col.not_complaints"), CAUSE_COLOURS["none"]), (text("col.awaiting"), "#5b6875")])
+            + backlog_bars_svg(backlog, result.period, text) + f"<p>{escape(line)}</p>")
+
+
+def _terms_section(report: TrendReport) -> str:
+    result, text = report.trends, report.text
     latest = result.terms[result.terms["period"] == result.current_period]
     rows = []
     for cause in result.causes:
         terms = latest[latest["cause"] == cause]
         if not terms.empty:
-            rows.append([cause_name(cause), "、".join(f"{t.term} ({t.count}, {t.share:.0%})" for t in terms.itertuples())])
+            rows.append([text.cause(cause), "、".join(f"{t.term} ({t.count}, {t.share:.0%})" for t in terms.itertuples())])
     if not rows:
-        return f'<p class="note">No explanation terms were stored for this {_e(result.period)}.</p>'
-    return (_html_table(["cause", "terms (complaints, share of the cause's complaints)"], rows)
-            + '<p class="note">Terms are the words the classifier gave as the reason for each cause.</p>')
+        return f'<p class="note">{escape(text("terms.none"))}</p>'
+    return (_html_table([text("col.cause"), text("col.terms")], rows)
+            + f'<p class="note">{escape(text("terms.note"))}</p>')
 
 
 def _examples_section(report: TrendReport) -> str:
+    text = report.text
     examples = examples_table(report)
     if examples.empty:
-        return f'<p class="note">No complaints in this {_e(report.trends.period)}.</p>'
+        return f'<p class="note">{escape(text("examples.none"))}</p>'
     parts = []
     for cause in report.trends.causes:
         chosen = examples[examples["cause"] == cause]
         if chosen.empty:
             continue
-        parts.append(f"<h3>{_e(cause_name(cause))}</h3>")
-        parts += [f'<div class="example">{_e(row.text_masked)}<span class="meta">{_e(row.complaint_id)} · '
-                  f'{_e(row.time)} · {_e(row.channel)} · confidence {row.confidence:.2f}</span></div>'
-                  for row in chosen.itertuples()]
-    return "".join(parts)
-
-
-def _unfamiliar_note(result: Trends) -> str:
-    warning = trends.unfamiliar_warning(result)
-    return f'<p class="warning">{_e(warning)}</p>' if warning else ""
-
-
-def _shares_section(report: TrendReport) -> str:
-    table = shares_table(report)
-    parts = [f'<p class="note">{_e(shares_note(report))}</p>']
-    if len(table):
-        parts.append(_html_table(["cause", "classifier's share", "adjusted share", "95% interval"],
-                                 [[cause_name(r.cause), _percent(r.raw_share), _percent(r.adjusted_share),
-                                   f"{_percent(r.ci_low)} – {_percent(r.ci_high)}"] for r in table.itertuples()],
-                                 numeric={1, 2, 3}))
-        parts.append(f'<p class="note">{_e(ALERTS_USE_RAW)}</p>')
-    return "".join(parts)
-
-
-def _recovery_section(recovery: Recovery | None) -> str:
-    if recovery is None or not recovery.tickets:
-        return '<p class="note">No tickets of service failures in this window.</p>'
-    parts = []
-    if not recovery.has_updates:
-        parts.append('<p class="warning">No ticket has been answered or resolved yet: report updates with '
-                     '`complaints tickets update` or the HTTP endpoint, and this section fills in.</p>')
-    legend = '<div class="legend">' + "".join(
-        f'<span><span class="swatch" style="background:{SPEED_COLOURS[b]}"></span>{_e(SPEED_LABELS[b])}</span>'
-        for b in recovery_figures.SPEED_BUCKETS) + "</div>"
-    parts += ['<h3>1:10:100 — when complaints were put right</h3>', legend, speed_bars_svg(recovery),
-              '<h3>Hours to answer and to resolve (median · 90th percentile)</h3>',
-              recovery_times_svg(recovery.by["cause"]),
-              _html_table(["cause"] + RECOVERY_HEADER[1:], recovery_rows(recovery.by["cause"], cause_name),
-                          numeric=set(range(1, len(RECOVERY_HEADER))))]
-    for key in ("queue", "channel"):
-        parts += [f"<h3>By {_e(key)}</h3>",
-                  _html_table([key] + RECOVERY_HEADER[1:], recovery_rows(recovery.by[key]),
-                              numeric=set(range(1, len(RECOVERY_HEADER))))]
-    if len(recovery.corrections):
-        parts += ["<h3>Causes corrected by the people who handled them</h3>",
-                  _html_table(["routed as", "found to be", "complaints", "share of routed"],
-                              [[cause_name(r.routed_cause), cause_name(r.cause), f"{r.complaints:,}",
-                                _percent(r.share_of_routed, 0)] for r in recovery.corrections.itertuples()],
-                              numeric={2, 3})]
+        parts.append(f"<h3>{escape(text.cause(cause))}</h3>")
+        parts += [f'<div class="example">{escape(row.text_masked)}<span class="meta">{escape(row.complaint_id)} · '
+                  f'{escape(row.time)} · {escape(row.channel)} · {escape(text("confidence", value=row.confidence))}'
+                  "</span></div>" for row in chosen.itertuples()]
     return "".join(parts)
 
 
 def render_html(report: TrendReport) -> str:
-    result = report.trends
-    label = period_label(result.current_period, result.period)
-    meta = (f"{result.window.start:%Y-%m-%d} – {result.window.end:%Y-%m-%d} · {result.complaints:,} complaints · "
-            f"per {result.period} · split by {result.split_by} · generated {report.generated_at:%Y-%m-%d %H:%M}")
+    result, text = report.trends, report.text
+    split = text.split(result.split_by)
+    warning = unfamiliar_text(report)
     if result.complaints == 0:
-        body = '<p class="calm">No classified complaints in this window.</p>'
+        body = f'<p class="calm">{escape(text("empty"))}</p>'
     else:
-        change = change_table(result)
-        heatmaps = "".join(
-            f"<h3>{_e(column)} × cause</h3>" + heatmap_svg(table, column, result.causes)
-            + (f'<p class="note">The {HEATMAP_ROWS} largest of {len(table)} groups.</p>' if len(table) > HEATMAP_ROWS else "")
-            for column, table in sorted(result.heatmaps.items(), key=lambda item: item[0] != "channel"))
         body = "".join([
-            f"<h2 id=\"alerts\">Alerts — {_e(result.period)} of {_e(label)}{_e(elapsed_note(result))}</h2>",
-            _alerts_section(result),
-            f"<h2 id=\"shares\">Cause shares per {_e(result.period)}</h2>", _legend(result.causes),
-            stacked_shares_svg(result),
-            '<h2 id="causes">Each cause over time</h2>'
-            '<p class="note">Line: complaints per period. Dashed: what the trailing baseline expected. '
-            f"Red dot: alert overall; red ring: alert within one {_e(result.split_by)}.</p>",
-            '<div class="panels">' + "".join(cause_panel_svg(result, c) for c in result.causes) + "</div>",
-            f"<h2 id=\"change\">This {_e(result.period)}{_e(elapsed_note(result))} against the previous one</h2>",
-            change_bars_svg(change),
-            _html_table(["cause", "count", "previous", "change", "share", "previous share", "change (points)", "alert"],
-                        [[cause_name(c.cause), _number(c.count), _number(c.previous_count), _signed(c.count_change),
-                          _percent(c.share), _percent(c.previous_share), _signed(c.share_change_points, digits=1),
-                          c.alert] for c in change.itertuples()], numeric={1, 2, 3, 4, 5, 6}),
-            '<h2 id="where">Where: complaints by cause over the whole window</h2>'
-            '<p class="note">Numbers: complaints. Colour: the cause\'s share of the row\'s complaints against '
-            "its share over all rows — red where it is larger (full red: twice), blue where smaller (full blue: "
-            "half). Cells stay white unless the difference is beyond chance (|observed − expected| / √expected "
-            f"≥ {HEATMAP_MIN_RESIDUAL:g}).</p>", heatmaps,
-            '<h2 id="adjusted">Cause shares adjusted for the classifier\'s errors</h2>', _shares_section(report),
-            '<h2 id="recovery">Recovery · 补救</h2>', _recovery_section(report.recovery),
-            f"<h2 id=\"terms\">Terms behind each cause this {_e(result.period)}</h2>", _terms_section(result),
-            f"<h2 id=\"examples\">Example complaints this {_e(result.period)} (PII masked)</h2>",
-            _examples_section(report),
+            _key_figures(report),
+            f'<h2 id="alerts">{escape(text("h.alerts"))}{escape(elapsed_note(report))}</h2>', _alerts_section(report),
+            f'<h2 id="recovery">{escape(text("h.recovery"))}</h2>', _recovery_section(report),
+            f'<h2 id="mix">{escape(text("h.mix"))}</h2>', _mix_section(report),
+            f'<h2 id="causes">{escape(text("h.panels"))}</h2>',
+            f'<p class="note">{escape(text("panels.note", split=split))}</p>',
+            '<div class="panels">' + "".join(cause_panel_svg(result, c, text) for c in result.causes) + "</div>",
+            f'<h2 id="where">{escape(text("h.where"))}</h2>', _where_section(report),
+            f'<h2 id="backlog">{escape(text("h.backlog"))}</h2>', _backlog_section(report),
+            f'<h2 id="terms">{escape(text("h.terms"))}</h2>', _terms_section(report),
+            f'<h2 id="examples">{escape(text("h.examples"))}</h2>', _examples_section(report),
         ])
-    method = "".join(f"<li>{_e(line)}</li>" for line in method_lines(result))
+    method = "".join(f"<li>{escape(line)}</li>" for line in method_lines(report))
     return (
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+        f"<!DOCTYPE html>\n<html lang=\"{'zh-CN' if text.code == 'zh' else 'en'}\"><head><meta charset=\"utf-8\">"
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>{_e(title(result))}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{_e(title(result))}</h1><p class=\"meta\">{_e(meta)}</p>{_unfamiliar_note(result)}{body}"
-        f"<h2 id=\"method\">Method</h2><ul class=\"note\">{method}</ul></body></html>\n"
+        f"<title>{escape(title(report))}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{escape(title(report))}</h1><p class=\"meta\">{escape(meta_line(report))}</p>"
+        + (f'<p class="warning">{escape(warning)}</p>' if warning else "") + body
+        + f'<h2 id="method">{escape(text("h.method"))}</h2><details><summary>{escape(text("h.method"))}</summary>'
+        f'<ul class="note">{method}</ul></details></body></html>\n'
     )

@@ -3,8 +3,10 @@ and spike alerts. Pure functions over the DataFrame ``store.read_trend_rows`` re
 
 A complaint counts once, in the period of its time (``created_at``, or ``ingested_at`` when the source
 gave no date), under its cause: the latest review's label when a person reviewed it, otherwise the
-latest model prediction. ``none`` (not a service-failure complaint) is a label like the others, so the
-shares of a period add up to 1.
+latest model prediction. ``none`` (not a service-failure complaint: praise, questions, noise) is not a
+cause: counts, shares, tests, terms and examples cover the service failures only, so the shares of a
+period add up to 1 over the causes, and the texts labelled ``none`` — with those the model was unsure
+about — are the review backlog, counted apart (``backlog``).
 
 Spike alerts — method
 ---------------------
@@ -46,6 +48,7 @@ PERIOD_FREQUENCIES = {"day": "D", "week": "W-SUN", "month": "M"}  # weeks run Mo
 OVERALL = "all"  # scope and group of the rows that are not split
 MISSING_GROUP = "(missing)"
 TERM_SEPARATOR = "、"  # how classify.py joins explanation terms
+ALERT_EXAMPLES = 2  # complaints quoted under each alert
 TEST_COLUMNS = ["period", "scope", "group", "cause", "count", "total", "share", "expected", "count_ratio",
                 "p_count", "baseline_share", "share_ratio", "p_share", "baseline_count", "baseline_total",
                 "baseline_days", "q_count", "q_share", "test", "flagged"]
@@ -71,12 +74,14 @@ class Trends:
     split_by: str
     window: Window
     causes: list[str]
-    complaints: int
+    complaints: int  # service failures in the window
     counts: pd.DataFrame  # period, scope, group, cause, count, total, share, exposure_days, changes
     tests: pd.DataFrame  # every tested cell with its statistics and whether it is flagged
     alerts: pd.DataFrame  # flagged cells of the latest period, with since
     terms: pd.DataFrame  # period, cause, term, count, cause_complaints, share
     examples: pd.DataFrame  # complaint_id, cause, at, channel, confidence (latest period)
+    alert_examples: pd.DataFrame  # alert (position in alerts), complaint_id: complaints of each alert's cell
+    backlog: pd.DataFrame  # period, not_complaints, awaiting_review (texts of the review backlog)
     heatmaps: dict[str, pd.DataFrame]  # split column → group × cause counts over the window
     rule: TrendSettings
     unfamiliar_share: float = 0.0  # complaints the model judged unlike its training data, share of the window
@@ -99,14 +104,14 @@ def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise TrendError(f"trend rows lack the columns {missing}; read them with store.read_trend_rows")
     frame = latest_predictions(rows)
-    cause = frame["cause"].astype(object)
+    cause, was_reviewed = frame["cause"].astype(object), False
     if "reviewed_cause" in frame.columns:
         reviewed = frame["reviewed_cause"].astype(object)
-        cause = reviewed.where(reviewed.notna(), cause)
+        cause, was_reviewed = reviewed.where(reviewed.notna(), cause), reviewed.notna()
     channel = frame["channel"].astype(object)
     channel = channel.where(channel.notna() & (channel != ""), MISSING_GROUP)
     return frame.assign(at=pd.to_datetime(frame["at"]), cause=cause.astype("category"),
-                        channel=channel.astype("category"),
+                        channel=channel.astype("category"), reviewed=was_reviewed,
                         explanation=frame["explanation"].fillna("")).reset_index(drop=True)
 
 
@@ -303,6 +308,34 @@ def pick_examples(frame: pd.DataFrame, period_value: pd.Period, period: str, per
             [["complaint_id", "cause", "at", "channel", "confidence", "needs_review"]].reset_index(drop=True))
 
 
+def pick_alert_examples(frame: pd.DataFrame, alerts: pd.DataFrame, groups: pd.Series, period: str,
+                        per_alert: int) -> pd.DataFrame:
+    """For each alert, a few complaints of its cell (cause, group, latest period): confident first."""
+    periods = frame["at"].dt.to_period(PERIOD_FREQUENCIES[period])
+    picked = []
+    for position, alert in enumerate(alerts.itertuples()):
+        cell = (frame["cause"] == alert.cause) & (periods == alert.period)
+        if alert.scope != OVERALL:
+            cell &= groups.reindex(frame.index).astype(object) == alert.group
+        chosen = frame[cell].sort_values(["needs_review", "confidence", "at", "complaint_id"],
+                                         ascending=[True, False, False, True]).head(per_alert)
+        picked += [(position, complaint_id) for complaint_id in chosen["complaint_id"]]
+    return pd.DataFrame(picked, columns=["alert", "complaint_id"])
+
+
+def backlog_counts(frame: pd.DataFrame, window: Window, period: str) -> pd.DataFrame:
+    """Per period: texts labelled not-a-complaint (by the model or a person), and texts still waiting for a
+    person (flagged for review or predicted none, not reviewed yet)."""
+    periods = periods_of(window, period)
+    keyed = frame["at"].dt.to_period(PERIOD_FREQUENCIES[period])
+    waiting = (frame["needs_review"].astype(bool) | (frame["cause"] == NONE_LABEL)) & ~frame["reviewed"].astype(bool)
+    return pd.DataFrame({
+        "period": periods,
+        "not_complaints": (frame["cause"] == NONE_LABEL).groupby(keyed).sum().reindex(periods, fill_value=0).to_numpy(),
+        "awaiting_review": waiting.groupby(keyed).sum().reindex(periods, fill_value=0).to_numpy(),
+    })
+
+
 def heatmap(frame: pd.DataFrame, groups: pd.Series, causes: list[str]) -> pd.DataFrame:
     """group × cause complaint counts, groups by volume (largest first)."""
     table = pd.crosstab(groups.rename("group"), frame["cause"]).reindex(columns=causes, fill_value=0)
@@ -316,7 +349,9 @@ def build_trends(rows: pd.DataFrame, window: Window, rule: TrendSettings, *, per
     split_by = split_by or rule.split_by
     if period not in PERIOD_FREQUENCIES:
         raise TrendError(f"period must be one of {sorted(PERIOD_FREQUENCIES)}, got {period!r}")
-    frame = in_window(prepare_rows(rows), window)
+    texts = in_window(prepare_rows(rows), window)
+    frame = texts[texts["cause"] != NONE_LABEL]
+    frame = frame.assign(cause=frame["cause"].cat.remove_unused_categories())
     causes = ordered_causes(frame["cause"])
     split_columns = list(dict.fromkeys([split_by, "channel"]))
     groups = {column: split_values(frame, column) for column in split_columns}
@@ -325,12 +360,16 @@ def build_trends(rows: pd.DataFrame, window: Window, rule: TrendSettings, *, per
                        ignore_index=True)
     tests = spike_tests(counts, rule)
     current = window.end.to_period(PERIOD_FREQUENCIES[period])
+    alerts = current_alerts(tests, current)
     return Trends(period=period, split_by=split_by, window=window, causes=causes, complaints=len(frame),
-                  counts=counts, tests=tests, alerts=current_alerts(tests, current),
+                  counts=counts, tests=tests, alerts=alerts,
                   terms=cause_terms(frame, period, rule.top_terms),
                   examples=pick_examples(frame, current, period, rule.examples_per_cause),
+                  alert_examples=pick_alert_examples(frame, alerts, groups[split_by], period,
+                                                     ALERT_EXAMPLES),
+                  backlog=backlog_counts(texts, window, period),
                   heatmaps={column: heatmap(frame, values, causes) for column, values in groups.items()},
-                  rule=rule, unfamiliar_share=unfamiliar_share(frame))
+                  rule=rule, unfamiliar_share=unfamiliar_share(texts))
 
 
 def unfamiliar_share(frame: pd.DataFrame) -> float:

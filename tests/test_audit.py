@@ -115,7 +115,7 @@ def test_a_blind_random_audit_corrects_the_shares_in_the_report(audited_store, t
     work = ["--work-dir", str(settings.work_dir)]
     engine = store.connect(settings.resolved_database_url)
     before = build_report(engine, settings)
-    assert before.shares is None and "No adjusted shares yet" in render_markdown(before)
+    assert before.shares is None and "尚无校正：已为审计抽取 0 条" in render_markdown(before)
 
     export = tmp_path / "audit.csv"
     result = runner.invoke(app, ["review", "export", "--audit", "400", "--seed", "7", "--output", str(export), *work])
@@ -148,9 +148,14 @@ def test_a_blind_random_audit_corrects_the_shares_in_the_report(audited_store, t
 
     paths = write_report_files(report, tmp_path / "reports", "audited")
     page = paths["html"].read_text(encoding="utf-8")
-    assert 'id="adjusted"' in page and "Adjusted by 400 randomly drawn complaints" in page
-    assert "The alerts test the classifier&#x27;s own counts" in page
+    mix = page.split('id="mix"')[1].split('id="causes"')[0]
+    assert "依据 400 条随机抽取、经人工标注的投诉校正（共抽取 800 条）" in mix
+    assert f"<td>管理</td><td class=\"num\">{management['raw_share'] * 100:.1f}%</td>" in mix
+    assert "预警用的是分类器的原始计数" in mix  # which shares the alerts use, and why
     sheet = pd.read_excel(paths["xlsx"], sheet_name="adjusted shares")
     assert sheet.set_index("cause").loc["management", "adjusted_share"] == pytest.approx(management["adjusted_share"])
     assert "adjusted shares" in load_workbook(paths["xlsx"], read_only=True).sheetnames
-    assert "## Cause shares: the classifier's and adjusted by the audit" in render_markdown(report)
+    mix_summary = render_markdown(report).split("## 原因构成")[1].split("##")[0]
+    assert f"{management['adjusted_share'] * 100:.1f}%" in mix_summary and "校正后占比" in mix_summary
+    english = build_report(store.connect(settings.resolved_database_url), settings, report_language="en")
+    assert "Adjusted by 400 randomly drawn complaints" in render_markdown(english)

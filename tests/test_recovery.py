@@ -113,7 +113,9 @@ def test_the_demo_report_shows_recovery_times_and_breaches_per_cause(demo):
     sheet = pd.read_excel(paths["xlsx"], sheet_name="recovery by cause")
     assert sheet["tickets"].sum() == recovery.tickets
     summary = paths["md"].read_text(encoding="utf-8")
-    assert "## Recovery by cause" in summary and "same day (≈1)" in summary
+    recovery_summary = summary.split("## 补救与时限")[1].split("\n## ")[0]
+    assert "█ 当天（≈1）" in recovery_summary and "超时未解决" in recovery_summary
+    assert sum(line.startswith("| ") for line in recovery_summary.splitlines()) == 1 + len(by_cause)  # a row per cause
 
 
 def test_a_cause_people_found_replaces_the_routed_one(demo):

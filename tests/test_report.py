@@ -1,6 +1,7 @@
 """The trend report: self-contained HTML checked in a real headless chromium, the Excel workbook, the
 markdown summary, the `complaints trends` command, and the nightly flow's report and Prefect artifacts."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,14 @@ def test_html_is_self_contained_and_escapes_complaint_text(report_files):
     assert "&lt;script&gt;console.error(&quot;injected&quot;)&lt;/script&gt;" in page
     assert "&lt;i&gt;kiosk&lt;/i&gt;" in page and HOSTILE_CHANNEL not in page
     assert page.count("<svg") >= 2 + len(report.trends.causes)  # shares, change, heatmap, one panel per cause
-    assert "channel = app" in page and "technology 技术" in page  # the planted spike is in the alerts
+    assert page.startswith("<!DOCTYPE html>\n<html lang=\"zh-CN\">")  # Chinese first
+    alert = page.split('<div class="alert-card">')[1].split("</div></div>")[0] + "</div>"
+    assert "技术 · 渠道「app」" in alert  # the planted spike, said plainly: which cause, where,
+    assert "按此前 8 周的水平预计约" in alert and "倍" in alert and "那一周起" in alert  # how much, since when,
+    assert alert.count('<div class="quote">') == 2  # with complaints to read,
+    assert "<details><summary>统计依据</summary>" in alert and "p / q (count)" in alert  # statistics one click away
+    mix, backlog = page.split('id="mix"')[1].split('id="causes"')[0], page.split('id="backlog"')[1]
+    assert CAUSE_COLOURS["none"] not in mix and CAUSE_COLOURS["none"] in backlog  # 'none' is the backlog, no cause
 
 
 def _chromium(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess:
@@ -107,6 +115,22 @@ def test_the_report_renders_in_headless_chromium(report_files, tmp_path):
     assert "<script" not in dom.stdout and "<img" not in dom.stdout  # … never parsed as markup
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed; `make test` installs it")
+def test_chinese_is_drawn_by_a_simplified_chinese_font_not_as_empty_boxes(report_files, tmp_path):
+    """Without a CJK font a bare server draws every Chinese character as an empty box. Chromium's PDF of the
+    report names the fonts it drew with: one must be a Simplified-Chinese CJK face (Noto Sans CJK SC from
+    fonts-noto-cjk, first in the report's font stack), none the Japanese one that fallback picks for Han."""
+    _, paths = report_files
+    pdf = tmp_path / "report.pdf"
+    run = _chromium(tmp_path, paths["html"].as_uri(), "--no-pdf-header-footer", f"--print-to-pdf={pdf}")
+    assert pdf.exists(), run.stderr[-2000:]
+    fonts = {name.decode() for name in re.findall(rb"/FontName /[A-Z]{6}\+([\w-]+)", pdf.read_bytes())}
+    assert any("CJKsc" in name for name in fonts), (
+        f"the report's Chinese was drawn with {sorted(fonts)}: install fonts-noto-cjk (`make test` does)")
+    assert not any("CJKjp" in name for name in fonts)
+
+
 def test_workbook_holds_the_same_tables_and_keeps_text_as_text(report_files):
     report, paths = report_files
     workbook = load_workbook(paths["xlsx"], read_only=True)
@@ -126,10 +150,43 @@ def test_workbook_holds_the_same_tables_and_keeps_text_as_text(report_files):
 def test_markdown_summary_lists_the_alert_and_the_method(report_files):
     report, paths = report_files
     summary = paths["md"].read_text(encoding="utf-8")
-    assert summary.startswith("# Complaint cause trends")
-    alert_lines = [line for line in summary.splitlines() if line.startswith("| technology 技术 | channel = app")]
-    assert len(alert_lines) == 1
-    assert "Benjamini–Hochberg" in summary and f"No alert below {report.trends.rule.min_count} complaints" in summary
+    assert summary.startswith("# 投诉原因与补救 — ")
+    alert_lines = [line for line in summary.splitlines() if line.startswith("- **技术 · 渠道「app」**：本周 ")]
+    assert len(alert_lines) == 1 and "例：" in alert_lines[0]
+    assert "Benjamini–Hochberg" in summary and f"少于 {report.trends.rule.min_count} 条不预警" in summary
+    shares = summary.split("## 原因构成")[1].split("##")[0]
+    assert "| 技术 |" in shares and "█" in shares and "非投诉" not in shares.split("\n\n")[2]  # bars of the causes
+
+
+def test_the_report_in_english(work_dir, tmp_path):
+    output = tmp_path / "en.md"
+    result = _complaints("trends", "--work-dir", str(work_dir), "--lang", "en", "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    summary = output.read_text(encoding="utf-8")
+    assert summary.startswith("# Complaint causes and recovery — week of ")
+    assert "- **technology · channel app**: " in summary and "where its previous 8 weeks would lead to expect" in summary
+
+
+def test_an_alert_is_said_by_the_test_that_passed():
+    """The cause kept its count (30 a week) while the other complaints fell away: its share doubled. The
+    alert speaks of the share, never of a count 'below expectation'."""
+    from pipeline.report import alert_sentence
+    from pipeline.report_text import language
+    from pipeline.trends import Window, build_trends
+
+    start, rows = pd.Timestamp("2026-10-05"), []
+    for week, (personnel, other) in enumerate([(30, 70), (30, 70), (30, 70), (30, 15)]):
+        for cause, count in (("personnel", personnel), ("process", other)):
+            rows += [{"complaint_id": f"W{week}{cause}{i}", "at": start + pd.Timedelta(days=7 * week + i % 7),
+                      "channel": "app", "metadata_json": "{}", "cause": cause, "confidence": 0.9, "needs_review": False,
+                      "explanation": "", "model_version": "m", "predicted_at": start} for i in range(count)]
+    result = build_trends(pd.DataFrame(rows), Window(start, start + pd.Timedelta(days=27)),
+                          load_settings().trends, period="week")
+    alert = result.alerts.iloc[0]
+    assert alert["cause"] == "personnel" and alert["test"] == "share" and alert["count_ratio"] < 1.1
+    zh = alert_sentence(alert, result, language("zh", "week"))
+    assert zh.startswith("占全部服务失误投诉的 66.7%，此前为 30.0%（2.2 倍）") and "预计" not in zh
+    assert "expect" not in alert_sentence(alert, result, language("en", "week"))
 
 
 MARKDOWN_HOSTILE_CHANNEL = '[点我](http://evil.example) ![x](http://evil.example/x.png) <img src=x onerror="alert(1)">|a'
@@ -150,7 +207,7 @@ def test_markdown_renders_hostile_data_as_plain_text(tmp_path):
     settings = load_settings(work_dir=tmp_path)
     engine = store.connect(settings.resolved_database_url)
     write_to_store(engine, rows)
-    report = build_report(engine, settings)
+    report = build_report(engine, settings, report_language="en")
     engine.dispose()
     summary = render_markdown(report)
     assert any("technology" in line and "点我" in line for line in summary.splitlines())  # the alert is there
@@ -226,16 +283,20 @@ def test_the_nightly_flow_writes_the_report_and_publishes_artifacts(prefect_harn
     report = Path(summary["report"])
     assert report.parent == lexicon_settings.reports_dir and report.exists()
     assert report.with_suffix(".xlsx").exists() and report.with_suffix(".md").exists()
-    assert "Cause shares per week" in report.read_text(encoding="utf-8")
+    assert '<h2 id="mix">原因构成</h2>' in report.read_text(encoding="utf-8")
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
     by_key = {artifact.key: artifact for artifact in artifacts}
-    assert set(by_key) == {"complaint-trends", "complaint-trends-table", "complaint-trends-report", "ticket-deadlines"}
-    assert by_key["complaint-trends"].type == "markdown" and "## Alerts" in by_key["complaint-trends"].data
-    assert report.as_uri() in by_key["complaint-trends-report"].data
+    assert set(by_key) == {"complaint-trends", "complaint-trends-table", "ticket-deadlines"}
+    summary_artifact = by_key["complaint-trends"].data
+    assert by_key["complaint-trends"].type == "markdown" and "## 需要关注" in summary_artifact
+    # the report's path as text to open on the server: a browser will not follow a file:// link from the UI
+    assert "file://" not in summary_artifact and str(report.resolve()).replace("_", "\\_") in summary_artifact
+    assert "█" in summary_artifact  # the charts, as text
     table = by_key["complaint-trends-table"].data
     rows = json.loads(table) if isinstance(table, str) else table
-    assert {row["cause"] for row in rows} == set(summary["causes"])  # a fresh store: this run is all there is
+    # a fresh store: this run is all there is; 'none' is the review backlog, not a cause
+    assert {row["cause"] for row in rows} == set(summary["causes"]) - {"none"}
     assert all(row["count"] is not None and 0 <= row["share"] <= 1 for row in rows)

@@ -206,6 +206,38 @@ def test_aggregation_is_deterministic_and_channels_cover_every_complaint():
     first = build_trends(rows, window, RULE)
     second = build_trends(rows.sample(frac=1.0, random_state=1), window, RULE)
     pd.testing.assert_frame_equal(first.counts, second.counts)
-    assert int(first.heatmaps["channel"].to_numpy().sum()) == len(rows)
+    failures = (rows["cause"] != "none").sum()
+    assert int(first.heatmaps["channel"].to_numpy().sum()) == failures == first.complaints
+    assert first.complaints + first.backlog["not_complaints"].sum() == len(rows)  # none is the backlog, apart
     assert set(first.heatmaps["channel"].index) == set(CHANNELS)
     assert np.isclose(first.counts[first.counts["scope"] == OVERALL].groupby("period")["share"].sum(), 1).all()
+
+
+def test_not_a_complaint_is_no_cause_and_raises_no_alert_however_it_rises():
+    """'none' tripled in the app for two weeks: no alert, no share, no bar; the backlog shows the rise."""
+    rows = synthetic_rows(seed=7, days=126, per_day=60,
+                          spike={"channel": "app", "cause": "none", "factor": 3.0, "last_days": 14})
+    window = Window(rows["at"].min().normalize(), rows["at"].max().normalize())
+    result = build_trends(rows, window, RULE, period="week")
+    assert "none" not in result.causes and "none" not in set(result.counts["cause"])
+    assert result.alerts.empty and not result.tests["flagged"].any()
+    overall = result.counts[result.counts["scope"] == OVERALL]
+    assert np.isclose(overall.groupby("period")["share"].sum(), 1).all()  # shares among the causes
+    backlog = result.backlog.set_index("period")["not_complaints"]
+    assert backlog.iloc[-2:].mean() > 1.2 * backlog.iloc[:-2].mean()  # a third more: one channel of six tripled
+    waiting = (rows["needs_review"] | (rows["cause"] == "none")).sum()  # nothing was reviewed
+    assert result.backlog["awaiting_review"].sum() == waiting
+
+
+def test_each_alert_quotes_complaints_of_its_own_cell():
+    rows = synthetic_rows(seed=7, spike={"channel": "app", "cause": "technology", "factor": 2.5, "last_days": 14})
+    window = Window(rows["at"].min().normalize(), rows["at"].max().normalize())
+    result = build_trends(rows, window, RULE, split_by="channel")
+    assert len(result.alerts)
+    quoted = result.alert_examples.merge(rows[["complaint_id", "cause", "channel", "at"]], on="complaint_id")
+    for position, alert in enumerate(result.alerts.itertuples()):
+        mine = quoted[quoted["alert"] == position]
+        assert len(mine) == 2 and (mine["cause"] == alert.cause).all()
+        if alert.scope != OVERALL:
+            assert (mine["channel"] == alert.group).all()
+        assert (mine["at"].dt.to_period("W-SUN") == alert.period).all()
