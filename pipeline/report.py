@@ -328,16 +328,18 @@ def text_bar(share, width: int = 20) -> str:
 
 
 def stacked_text_bar(counts: dict[str, int], width: int = 20) -> str:
-    """Counts by 1:10:100 bucket as one bar of differently shaded blocks."""
+    """Counts by 1:10:100 bucket as one bar of differently shaded blocks (cumulative rounding: the
+    segments always fill the width exactly, and an empty bucket never gets a block)."""
     total = sum(counts.values())
     if not total:
         return ""
-    cells, used = [], 0
-    for position, (bucket, count) in enumerate(counts.items()):
-        length = width - used if position == len(counts) - 1 else round(width * count / total)
-        cells.append(SPEED_GLYPHS[bucket] * max(0, min(length, width - used)))
-        used += len(cells[-1])
-    return "".join(cells)
+    bar, running, drawn = "", 0, 0
+    for bucket, count in counts.items():
+        running += count
+        end = round(width * running / total)
+        bar += SPEED_GLYPHS[bucket] * (end - drawn)
+        drawn = end
+    return bar
 
 
 def render_markdown(report: TrendReport, report_path: str | Path | None = None) -> str:
@@ -403,6 +405,10 @@ def _recovery_markdown(report: TrendReport) -> list[str]:
                      f"{row.breached_open:,}"])
     lines += _md_table([text("col.cause"), text("h.speed"), text("col.tickets"), text("col.resolve"),
                         text("col.in_time"), text("col.breached")], rows)
+    if len(recovery.corrections):
+        lines += ["", f"**{markdown_text(text('h.corrections'))}**{text.colon()}" + ", ".join(
+            f"{markdown_text(text.cause(r.routed_cause))} → {markdown_text(text.cause(r.cause))} {r.complaints}"
+            for r in recovery.corrections.itertuples())]
     return lines
 
 

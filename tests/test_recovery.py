@@ -15,7 +15,7 @@ from pipeline.classify import load_model
 from pipeline.cli import app
 from pipeline.config import PROJECT_ROOT, load_settings
 from pipeline.recovery import build_recovery, read_recovery_rows
-from pipeline.report import build_report, write_report_files
+from pipeline.report import build_report, render_markdown, write_report_files
 from ticket_helpers import process_file
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"
@@ -129,5 +129,9 @@ def test_a_cause_people_found_replaces_the_routed_one(demo):
                                       str(settings.work_dir)])
     assert result.exit_code == 0, result.output
     corrected = read_recovery_rows(engine).set_index("ticket_id").loc[ticket.ticket_id]
+    report = build_report(engine, settings)
     engine.dispose()
     assert corrected["cause"] == "management" and corrected["routed_cause"] == "personnel" and corrected["corrected"]
+    assert report.recovery.corrections[["routed_cause", "cause", "complaints"]].values.tolist() == [
+        ["personnel", "management", 1]]
+    assert "**处理人员更正的原因**：人员 → 管理 1" in render_markdown(report)  # how often, and to what

@@ -300,3 +300,12 @@ def test_the_nightly_flow_writes_the_report_and_publishes_artifacts(prefect_harn
     # a fresh store: this run is all there is; 'none' is the review backlog, not a cause
     assert {row["cause"] for row in rows} == set(summary["causes"]) - {"none"}
     assert all(row["count"] is not None and 0 <= row["share"] <= 1 for row in rows)
+
+
+def test_text_bars_draw_shares_in_block_characters():
+    from pipeline.report import stacked_text_bar, text_bar
+
+    assert text_bar(0.5, width=10) == "█████" and text_bar(0.05, width=10) == "▌" and text_bar(None) == ""
+    bar = stacked_text_bar({"same_day": 1, "next_day": 0, "later": 2, "open_late": 0, "open": 1}, width=8)
+    assert bar == "██▒▒▒▒··"  # every bucket its share of the width, an empty one nothing
+    assert len(stacked_text_bar({"same_day": 3, "next_day": 3, "later": 3, "open_late": 3, "open": 3})) == 20
