@@ -34,6 +34,7 @@ RESPOND, RESOLVE = "respond", "resolve"
 UNRESOLVED = ("open", "acknowledged", "reopened")
 UNACKNOWLEDGED = ("open",)
 MAX_CALENDAR_DAYS = 3700  # ten years of searching for working hours means the calendar has none
+CHUNK = 500  # tickets per statement: under SQLite's limit of bound parameters
 
 
 class BusinessHours(BaseModel):
@@ -224,46 +225,58 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
     clocks = open_clocks(engine, clock, now)
     breached, near = breach_lists(clocks, clock.rules.near_breach_share)
     resolve_breached = breached[breached["clock"] == RESOLVE]
-    rows = []
+    ids = resolve_breached["ticket_id"].tolist()
     with engine.begin() as conn:
-        already = set(conn.execute(sa.select(store.sla_breaches.c.ticket_id).where(
-            store.sla_breaches.c.ticket_id.in_(resolve_breached["ticket_id"].tolist()))).scalars())
-        for ticket in resolve_breached[~resolve_breached["ticket_id"].isin(already)].itertuples(index=False):
-            hours_late = now - ticket.due_at.to_pydatetime()
-            escalate = rule is not None and hours_late <= timedelta(days=rule.max_days_late)
-            raised = max(1, ticket.priority - rule.raise_priority_by) if escalate else ticket.priority
-            rows.append({"ticket_id": ticket.ticket_id, "queue": ticket.queue, "cause": ticket.cause,
-                         "due_at": ticket.due_at.to_pydatetime(), "detected_at": now, "run_id": run_id,
-                         "priority_before": int(ticket.priority), "priority_after": int(raised),
-                         "hours_late": round(-ticket.hours_left, 1), "escalated": escalate})
-            if escalate:
-                _escalate_ticket(conn, ticket.ticket_id, raised, rule, -ticket.hours_left, now, webhooks or {},
-                                 outbox_entries)
-        if rows:
-            conn.execute(store.sla_breaches.insert(), rows)
-    found = pd.DataFrame(rows, columns=["ticket_id", "queue", "cause", "due_at", "detected_at", "run_id",
-                                        "priority_before", "priority_after", "hours_late", "escalated"])
+        already = set()
+        for start in range(0, len(ids), CHUNK):
+            already.update(conn.execute(sa.select(store.sla_breaches.c.ticket_id).where(
+                store.sla_breaches.c.ticket_id.in_(ids[start:start + CHUNK]))).scalars())
+        fresh = resolve_breached[~resolve_breached["ticket_id"].isin(already)]
+        late = now - fresh["due_at"]
+        escalate = (late <= pd.Timedelta(days=rule.max_days_late)) if rule else pd.Series(False, index=fresh.index)
+        raised = (fresh["priority"] - rule.raise_priority_by).clip(lower=1).where(escalate, fresh["priority"]) \
+            if rule else fresh["priority"]
+        found = pd.DataFrame({
+            "ticket_id": fresh["ticket_id"], "queue": fresh["queue"], "cause": fresh["cause"],
+            "due_at": fresh["due_at"].dt.to_pydatetime(), "detected_at": now, "run_id": run_id,
+            "priority_before": fresh["priority"].astype(int), "priority_after": raised.astype(int),
+            "hours_late": (-fresh["hours_left"]).round(1), "escalated": escalate.astype(bool)}).reset_index(drop=True)
+        if len(found):
+            conn.execute(store.sla_breaches.insert(), found.to_dict("records"))
+        to_escalate = found[found["escalated"]]
+        for start in range(0, len(to_escalate), CHUNK):
+            _escalate_tickets(conn, to_escalate.iloc[start:start + CHUNK], rule, now, webhooks or {}, outbox_entries)
     return BreachSweep(found=found, breached_open=len(resolve_breached),
                        respond_breached=int((breached["clock"] == RESPOND).sum()), near_breach=len(near))
 
 
-def _escalate_ticket(conn, ticket_id: str, priority: int, rule, hours_late: float, now: datetime, webhooks: dict,
-                     outbox_entries) -> None:
+def _escalate_tickets(conn, found: pd.DataFrame, rule, now: datetime, webhooks: dict, outbox_entries) -> None:
+    """Raise the priority of a chunk of breached tickets, add the rule's reason and steps to each (row and
+    payload), and queue their delivery to the rule's notify queue — a few statements per chunk."""
     tickets = store.tickets
-    row = conn.execute(sa.select(tickets.c.payload_json, tickets.c.escalation_reasons, tickets.c.status)
-                       .where(tickets.c.ticket_id == ticket_id)).one()
-    reason = f"{rule.code}: {rule.reason}（已超时 {hours_late:.0f} 小时）"
-    reasons = json.loads(row.escalation_reasons or "[]") + [reason]
-    payload = json.loads(row.payload_json)
-    payload.update(priority=priority, status=row.status, escalation_reasons=payload["escalation_reasons"] + [reason],
-                   escalation_steps=payload.get("escalation_steps", []) + list(rule.steps))
-    conn.execute(tickets.update().where(tickets.c.ticket_id == ticket_id).values(
-        priority=priority, escalation_reasons=json.dumps(reasons, ensure_ascii=False),
-        payload_json=json.dumps(payload, ensure_ascii=False)))
-    if rule.notify_queue:
-        entries = outbox_entries({"ticket_id": ticket_id, "queue": rule.notify_queue}, webhooks, now)
-        conn.execute(store.outbox.insert(), [{**entry, "idempotency_key": f"{entry['idempotency_key']}:{rule.code}"}
-                                             for entry in entries])
+    current = {row.ticket_id: row for row in conn.execute(
+        sa.select(tickets.c.ticket_id, tickets.c.payload_json, tickets.c.escalation_reasons, tickets.c.status)
+        .where(tickets.c.ticket_id.in_(found["ticket_id"].tolist())))}
+    changes, deliveries = [], []
+    for item in found.itertuples(index=False):
+        row = current[item.ticket_id]
+        reason = f"{rule.code}: {rule.reason}（已超时 {item.hours_late:.0f} 小时）"
+        payload = json.loads(row.payload_json)
+        payload.update(priority=int(item.priority_after), status=row.status,
+                       escalation_reasons=payload["escalation_reasons"] + [reason],
+                       escalation_steps=payload.get("escalation_steps", []) + list(rule.steps))
+        changes.append({"id": item.ticket_id, "new_priority": int(item.priority_after),
+                        "reasons": json.dumps(json.loads(row.escalation_reasons or "[]") + [reason], ensure_ascii=False),
+                        "payload": json.dumps(payload, ensure_ascii=False)})
+        if rule.notify_queue:
+            deliveries += [{**entry, "idempotency_key": f"{entry['idempotency_key']}:{rule.code}"}
+                           for entry in outbox_entries({"ticket_id": item.ticket_id, "queue": rule.notify_queue},
+                                                       webhooks, now)]
+    conn.execute(tickets.update().where(tickets.c.ticket_id == sa.bindparam("id")).values(
+        priority=sa.bindparam("new_priority"), escalation_reasons=sa.bindparam("reasons"),
+        payload_json=sa.bindparam("payload")), changes)
+    if deliveries:
+        conn.execute(store.outbox.insert(), deliveries)
 
 
 def breach_markdown(sweep: BreachSweep) -> str:
