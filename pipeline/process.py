@@ -67,9 +67,13 @@ class PreparedBatch:
 
 def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
                   lookup_stored: Callable[[list[str]], dict[str, str]], since: datetime | None) -> PreparedBatch:
-    """Validate a raw chunk and set aside what is already stored (``lookup_stored``: ids → content hashes)."""
+    """Validate a raw chunk and set aside what is already stored (``lookup_stored``: ids → content hashes).
+
+    ``seen_ids`` (ids of earlier chunks) grows only once the lookup has succeeded: a retry after a failed
+    lookup then sees the chunk as it was, not its own ids as duplicates."""
     frame = map_columns(chunk, settings.columns)
-    good, quarantined = validate_rows(frame, seen_ids, max_text_chars=settings.max_text_chars,
+    seen_with_chunk = set(seen_ids)
+    good, quarantined = validate_rows(frame, seen_with_chunk, max_text_chars=settings.max_text_chars,
                                       text_column=settings.columns.text, date_column=settings.columns.created_at)
     quarantined = chunk.quarantined + quarantined
     counts = RunCounts(rows_read=chunk.rows_read)
@@ -78,6 +82,7 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
         counts.skipped_before_since = int(before.sum())
         good = good[~before]
     stored = lookup_stored(good["complaint_id"].tolist()) if len(good) else {}
+    seen_ids.update(seen_with_chunk)
     already = pd.Series([cid in stored for cid in good["complaint_id"]], index=good.index, dtype=bool)
     same_text = pd.Series([stored.get(cid) == digest for cid, digest in zip(good["complaint_id"], good["content_hash"])],
                           index=good.index, dtype=bool)
