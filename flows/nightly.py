@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+from pydantic import SecretStr
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -17,7 +18,7 @@ from prefect.utilities.annotations import quote
 
 from pipeline import runlock, store
 from pipeline.classify import ParallelClassifier, load_model
-from pipeline.config import Settings, load_settings
+from pipeline.config import ConfigError, Settings, has_password, hide_password, load_settings
 from pipeline.deliver import deliver_pending, delivery_summary
 from pipeline.escalation import CustomerHistory, Escalator
 from pipeline.ingest import RawChunk, iter_raw_chunks
@@ -83,12 +84,17 @@ def publish_trends(engine, settings: Settings, run_id: str) -> str | None:
 
 
 @flow(name="nightly-complaints", log_prints=True)
-def nightly_flow(source: str, since: datetime | None = None, table: str | None = None,
+def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: str | None = None,
                  query: str | None = None, config_path: str | None = None,
                  settings: Settings | None = None) -> dict:
     """Ingest → validate → normalise/segment/classify → route/escalate → store, batch by batch; then deliver
-    and publish the trend report."""
+    and publish the trend report.
+
+    A database URL with a password comes as a SecretStr (and ``settings.database_url`` is one): Prefect
+    records the flow's parameters in its database and UI, and records a SecretStr as ``**********``."""
     logger = get_run_logger()
+    if isinstance(source, SecretStr):
+        source = source.get_secret_value()
     settings = settings or load_settings(config_path)
     engine = store.connect(settings.resolved_database_url)
     model = load_model(settings)
@@ -102,7 +108,7 @@ def nightly_flow(source: str, since: datetime | None = None, table: str | None =
         if abandoned:
             logger.warning("run %s died without finishing; its lease is taken over", abandoned)
             store.finish_run(engine, abandoned, {}, "failed", error=f"process died; lease taken over by {run_id}")
-        store.start_run(engine, run_id, source, model.version, since)
+        store.start_run(engine, run_id, hide_password(source), model.version, since)
         counts = RunCounts()
         seen_ids: set[str] = set()
         tally = QuarantineTally()
@@ -146,6 +152,9 @@ def serve_nightly(settings: Settings, source: str, table: str | None = None, que
     """Register the nightly cron schedule (local time zone from settings) and serve it until stopped."""
     from prefect.schedules import Cron
 
+    if has_password(source):  # a deployment's parameters are stored in Prefect's database as they are
+        raise ConfigError(f"{hide_password(source)}: a scheduled source cannot carry its password; give it to the "
+                          "database driver through its environment (PGPASSWORD for PostgreSQL) instead")
     nightly_flow.serve(
         name="nightly",
         schedules=[Cron(settings.nightly_cron, timezone=settings.timezone)],

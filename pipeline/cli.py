@@ -18,7 +18,7 @@ from rich.table import Table
 from pipeline.cli_errors import console_logs_without_tracebacks, describe_failure, invocation, remember, write_error_log
 from pipeline.cli_tickets import review_app, tickets_app
 from pipeline.cli_trends import trends
-from pipeline.config import ColumnMapping, ConfigError, Settings, load_settings
+from pipeline.config import ColumnMapping, ConfigError, Settings, has_password, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Classify Chinese complaints by service-failure cause and route them to a remedy.")
@@ -81,15 +81,18 @@ def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, par
     _quiet_prefect_env()
     settings = _settings(config, column, work_dir=work_dir, encoding=encoding, sheet=sheet)
     _check_rule_files(settings)
+    from pydantic import SecretStr
+
     from flows.nightly import nightly_flow
 
     if not invocation.debug:
         console_logs_without_tracebacks()
 
+    flow_source = SecretStr(source) if has_password(source) else source  # Prefect records it as **********
     for attempt in (1, 2):
         try:
             with console.status("running the nightly flow (a local Prefect server starts first) …"):
-                summary = nightly_flow(source=source, since=since, table=table, query=query, settings=settings)
+                summary = nightly_flow(source=flow_source, since=since, table=table, query=query, settings=settings)
             break
         except RuntimeError as exc:
             # A fresh PREFECT_HOME sometimes fails its first server start (SQLite locked during

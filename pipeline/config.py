@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
@@ -66,7 +67,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     work_dir: Path = Field(default=PROJECT_ROOT / "var", description="database, outputs, reports")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in work_dir")
+    # SecretStr: a password in the URL stays out of reprs, logs and the parameters Prefect records
+    database_url: SecretStr | None = Field(default=None, description="SQLAlchemy URL; default SQLite in work_dir")
     model_path: Path = MODELS_DIR / "default" / "model.joblib"
     classifier: Literal["model", "lexicon"] = "model"
     lexicon_path: Path = DATA_DIR / "lexicon" / "cause_lexicon.toml"
@@ -114,7 +116,10 @@ class Settings(BaseModel):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.work_dir / 'complaints.db'}"
+        """The URL to connect with, password included: never print or store it (``hide_password``)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.work_dir / 'complaints.db'}"
 
     @property
     def outputs_dir(self) -> Path:
@@ -131,6 +136,26 @@ class Settings(BaseModel):
     @property
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)
+
+
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][\w+.-]*://[^/\s:@]*:)[^/\s]*(@)")  # up to the authority's last @
+
+
+def hide_password(text: str) -> str:
+    """A database URL rendered by SQLAlchemy with its password hidden (***); in any other text (an error
+    message) each URL's password is replaced the same way. File paths come back unchanged."""
+    if "://" in text and not any(ch.isspace() for ch in text):
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(text).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - not a URL SQLAlchemy can parse: hide what looks like a password
+            pass
+    return _URL_PASSWORD.sub(r"\1***\2", text)
+
+
+def has_password(url: str) -> bool:
+    return hide_password(url) != url
 
 
 def _env_overrides() -> dict:

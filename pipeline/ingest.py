@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from pipeline.config import ColumnMapping
+from pipeline.config import ColumnMapping, hide_password
 from pipeline.schemas import QuarantinedRow, QuarantineReason
 from pipeline.validate import shown_value
 
@@ -214,8 +214,8 @@ def _iter_sql(url: str, table: str | None, query: str | None,
     import sqlalchemy as sa
 
     if bool(table) == bool(query):
-        raise SourceError(f"{url}: give exactly one of --table or --query for a database source")
-    engine = sa.create_engine(url)
+        raise SourceError(f"{hide_password(url)}: give exactly one of --table or --query for a database source")
+    engine = sa.create_engine(url, hide_parameters=True)
     statement = sa.text(query) if query else sa.text(f'SELECT * FROM "{table}"')
     row_number = 0
     try:
@@ -227,7 +227,7 @@ def _iter_sql(url: str, table: str | None, query: str | None,
                     row_number += 1
                     yield row_number, dict(zip(keys, row))
     except sa.exc.SQLAlchemyError as exc:
-        raise SourceError(f"{url}: cannot read {'table ' + table if table else 'query'}: {exc.orig or exc}") from exc
+        raise SourceError(hide_password(f"{url}: cannot read {'table ' + table if table else 'query'}: {exc.orig or exc}")) from exc
     finally:
         engine.dispose()
 

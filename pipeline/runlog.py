@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pipeline import store
+from pipeline.config import hide_password
 from pipeline.schemas import QUARANTINE_ADVICE, UNFAMILIAR_NOTE_SHARE, QuarantinedRow
 from pipeline.spreadsheet import guard_csv_cell
 
@@ -56,7 +57,7 @@ def run_summary(engine: sa.Engine, run_id: str, settings, quarantine_file: Path 
         "unfamiliar": unfamiliar,
         "familiarity_note": familiarity_note(unfamiliar, run["classified"] or 0),
         "queues": queues,
-        "database": settings.resolved_database_url,
+        "database": hide_password(settings.resolved_database_url),
         "quarantine_file": str(quarantine_file) if quarantine_file else None,
     }
 

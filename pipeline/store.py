@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from pipeline.config import hide_password
+from pipeline.normalise import mask_pii
 from pipeline.schemas import QuarantinedRow
 
 metadata = sa.MetaData()
@@ -241,9 +243,14 @@ def customer_history(engine: sa.Engine, customer_keys: list[str], since: datetim
     return history
 
 
+def redact(text: str) -> str:
+    """Text that may quote complaints or URLs (an error message) with personal data and passwords masked."""
+    return hide_password(mask_pii(text))
+
+
 def start_run(engine: sa.Engine, run_id: str, source: str, model_version: str, since: datetime | None) -> None:
     with engine.begin() as conn:
-        conn.execute(runs.insert().values(run_id=run_id, source=source, started_at=utcnow(), status="running",
+        conn.execute(runs.insert().values(run_id=run_id, source=hide_password(source), started_at=utcnow(), status="running",
                                           model_version=model_version, since=since, rows_read=0, classified=0,
                                           quarantined=0, skipped_seen=0, skipped_before_since=0))
 
@@ -251,7 +258,7 @@ def start_run(engine: sa.Engine, run_id: str, source: str, model_version: str, s
 def finish_run(engine: sa.Engine, run_id: str, counts: dict, status: str, error: str | None = None) -> None:
     with engine.begin() as conn:
         conn.execute(runs.update().where(runs.c.run_id == run_id)
-                     .values(finished_at=utcnow(), status=status, error=error, **counts))
+                     .values(finished_at=utcnow(), status=status, error=error and redact(error), **counts))
 
 
 def stored_hashes(engine: sa.Engine, complaint_ids: list[str]) -> dict[str, str]:

@@ -45,3 +45,66 @@ def test_a_retried_lookup_does_not_turn_the_batch_into_duplicates(prefect_harnes
     reasons = store.read_table(engine, store.quarantine)["reason"]
     engine.dispose()
     assert len(reasons) == 4 and (reasons == "duplicate_id_in_source").sum() == 1  # the sample plants one
+
+
+PASSWORD = "S3cretPw-9f2"
+
+
+def _flow_run_record(flow_run_id) -> tuple[dict, list[str]]:
+    """The parameters and log messages Prefect's database holds for a flow run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return run.parameters, [log.message for log in logs]
+
+
+@pytest.mark.flow
+def test_a_source_password_is_kept_out_of_prefect_the_runs_table_and_the_output(prefect_harness, lexicon_settings,
+                                                                                 caplog):
+    from pydantic import SecretStr
+
+    from flows.nightly import nightly_flow
+
+    source = f"postgresql://etl:{PASSWORD}@127.0.0.1:1/complaints"
+    state = nightly_flow(source=SecretStr(source), table="complaints", settings=lexicon_settings, return_state=True)
+    assert state.is_failed()
+    parameters, logs = _flow_run_record(state.state_details.flow_run_id)
+    assert parameters["source"] and PASSWORD not in str(parameters)
+    assert logs and PASSWORD not in "\n".join(logs)
+    engine = store.connect(lexicon_settings.resolved_database_url)
+    run = store.read_table(engine, store.runs).iloc[0]
+    engine.dispose()
+    assert run["status"] == "failed" and run["source"] == "postgresql://etl:***@127.0.0.1:1/complaints"
+    assert PASSWORD not in str(run["error"])
+    assert PASSWORD not in caplog.text
+
+
+@pytest.mark.flow
+def test_a_database_password_in_settings_is_not_recorded_by_prefect(prefect_harness, tmp_path, caplog):
+    from flows.nightly import nightly_flow
+    from pipeline.config import load_settings
+
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon",
+                             database_url=f"postgresql+psycopg://etl:{PASSWORD}@127.0.0.1:1/complaints")
+    assert PASSWORD not in repr(settings)
+    state = nightly_flow(source=str(SAMPLE), settings=settings, return_state=True)
+    assert state.is_failed()  # no server there
+    parameters, logs = _flow_run_record(state.state_details.flow_run_id)
+    assert parameters["settings"]["database_url"] == "**********"
+    assert PASSWORD not in str(parameters) + "\n".join(logs)
+    assert PASSWORD not in caplog.text
+
+
+def test_hide_password_covers_urls_alone_and_inside_messages():
+    from pipeline.config import hide_password
+
+    assert hide_password("postgresql+psycopg://etl:p%40ss@db:5432/c") == "postgresql+psycopg://etl:***@db:5432/c"
+    assert hide_password("postgresql://etl:p@ss:w0rd@db/c") == "postgresql://etl:***@db/c"
+    assert (hide_password("cannot read mysql://u:pw@h/d: refused") == "cannot read mysql://u:***@h/d: refused")
+    assert hide_password("/data/exports/a:b@c.csv") == "/data/exports/a:b@c.csv"
+    assert hide_password("sqlite:////srv/complaints.db") == "sqlite:////srv/complaints.db"
