@@ -15,13 +15,21 @@ import opencc
 from sklearn.base import BaseEstimator, TransformerMixin
 
 # Order matters: the longest digit runs are claimed first so that an ID number is not read as a phone.
+_ID_18 = r"\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\dA-Za-z])"
+_ID_15 = r"\d{8}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}(?![\dA-Za-z])"  # issued before 1999: YYMMDD
 _PII_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("[邮箱]", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")),
-    ("[身份证号]", re.compile(r"(?<!\d)\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\dA-Za-z])")),
-    ("[银行卡号]", re.compile(r"(?<!\d)(?:\d{4}[ -]?){3}\d{4}(?:\d{1,3})?(?!\d)")),
-    ("[手机号]", re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")),
+    ("[身份证号]", re.compile(rf"(?<!\d)(?:{_ID_18}|{_ID_15})")),
+    ("[银行卡号]", re.compile(r"(?<!\d)(?:\d{4}[ -]?){3}\d{4}(?:[ -]?\d{1,3})?(?!\d)")),
+    ("[手机号]", re.compile(r"(?<!\d)(?:(?:\+|00)?86[- ]?|\(\+?86\) ?)?1[3-9]\d[-. ]?\d{4}[-. ]?\d{4}(?!\d)")),
     ("[电话]", re.compile(r"(?<!\d)(?:\(?0\d{2,3}\)?[- ]?)\d{7,8}(?!\d)")),
+    # QQ numbers and WeChat ids are only recognisable by their label: the label stays, the id goes
+    ("[QQ号]", re.compile(r"(?P<label>QQ(?:号码?)?\s*(?:是|为)?\s*[:：]?\s*)[1-9]\d{4,10}(?!\d)", re.IGNORECASE)),
+    ("[微信号]", re.compile(r"(?P<label>(?:微信|威信|weixin|wechat|(?<![A-Za-z])(?:vx|wx|v信))(?:号)?\s*(?:是|为)?\s*[:：]?\s*)"
+                            r"[A-Za-z][-_A-Za-z0-9]{4,19}(?![-_A-Za-z0-9])", re.IGNORECASE)),
 )
+# A digit run labelled as an order, waybill or work-order number is not personal data and stays readable.
+_ORDER_LABEL = re.compile(r"(?:订单号?|单号|工单号?|运单号?|快递单号?|流水号|编号|发票号码?|合同号|批次号?)\s*(?:是|为)?\s*[:：#]?\s*$")
 
 _HTML_TAG = re.compile(r"<[^<>]{0,200}>")
 _URL = re.compile(r"(?:https?://|www\.)[^\s\u4e00-\u9fff，。！？；]+", re.IGNORECASE)
@@ -33,11 +41,19 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 def mask_pii(text: str) -> str:
-    """Replace phone numbers, ID numbers, bank cards and e-mail addresses with typed masks."""
+    """Replace phone numbers (mobile in any spacing or prefix, landline), ID numbers (18 and 15 digits), bank
+    cards, e-mail addresses, QQ numbers and WeChat ids with typed masks. Numbers labelled as order,
+    waybill or work-order numbers stay."""
     text = unicodedata.normalize("NFKC", text)
     for mask, pattern in _PII_PATTERNS:
-        text = pattern.sub(mask, text)
+        text = pattern.sub(lambda match, text=text, mask=mask: _masked(match, text, mask), text)
     return text
+
+
+def _masked(match: re.Match, text: str, mask: str) -> str:
+    if _ORDER_LABEL.search(text[max(0, match.start() - 12):match.start()]):
+        return match.group()
+    return (match.groupdict().get("label") or "") + mask
 
 
 @lru_cache(maxsize=1)

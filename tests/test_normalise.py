@@ -1,3 +1,7 @@
+import unicodedata
+
+import pytest
+
 from pipeline.normalise import TextNormaliser, has_letters, mask_pii, normalise_text
 
 
@@ -48,3 +52,43 @@ def test_has_letters():
 def test_normaliser_truncates_for_the_model():
     out = TextNormaliser(max_chars=50).fit(None).transform(["很" * 200])
     assert len(out[0]) == 50
+
+
+@pytest.mark.parametrize("text,secret", [
+    ("老身份证110101900307123还能用吗", "110101900307123"),
+    ("回电138-1234-5678", "1234"),
+    ("回电138 1234 5678", "1234"),
+    ("请打+86 138 1234 5678", "1234"),
+    ("请打+8613812345678", "12345678"),
+    ("请打0086-138-1234-5678", "1234"),
+    ("请打(+86)138.1234.5678", "1234"),
+    ("我的QQ号：12345678", "12345678"),
+    ("qq: 987654321 联系", "987654321"),
+    ("QQ是 55667788", "55667788"),
+    ("加我微信：zhang_san88", "zhang_san88"),
+    ("微信号 Li-Si2026 随时找我", "Li-Si2026"),
+    ("vx: abc12345", "abc12345"),
+    ("wx：wangwu_001", "wangwu_001"),
+    ("扣款卡号6222 0212 3456 7890 123", "123"),
+    ("扣款卡号6222-0212-3456-7890", "7890"),
+    ("卡6222021234567890", "6222021234567890"),
+])
+def test_each_form_of_personal_data_is_masked(text, secret):
+    masked = mask_pii(text)
+    assert secret not in masked, masked
+    assert "[" in masked
+
+
+@pytest.mark.parametrize("text", [
+    "订单号：202611231234567 一直没发货",
+    "订单号 110101900307123 查不到",
+    "工单号20261123000123已经关闭",
+    "运单号SF1234567890没有物流信息",
+    "退款1380元还没到账，合计13800.00元",
+    "2026-11-23 14:05下单，20261123付款，2026年11月23日到货",
+    "QQ音乐会员自动续费",
+    "微信支付失败三次",
+    "下载了wx的app也没用",
+])
+def test_near_misses_stay_readable(text):
+    assert mask_pii(text) == unicodedata.normalize("NFKC", text)
