@@ -122,7 +122,7 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
                     history = load_customer_history(engine, escalator, batch.new_rows, now)
                     records = build_records(batch.new_rows, predictions, router=router, model_version=model.version,
                                             run_id=run_id, now=now, escalator=escalator, customer_history=history,
-                                            webhooks=settings.webhooks)
+                                            webhooks=settings.webhooks, keep_raw_text=settings.keep_raw_rows)
                     counts.add(batch.counts)
                     tally.add(batch.quarantined)
                     # quote(): Prefect would otherwise walk every one of the batch's record dicts looking for futures

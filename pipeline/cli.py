@@ -158,6 +158,7 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     """Classify a file: one output row per valid input row; invalid rows are reported, never dropped silently."""
     from pipeline.classify import ParallelClassifier, load_model
     from pipeline.ingest import iter_raw_chunks, map_columns
+    from pipeline.privacy import Privacy
     from pipeline.route import Router
     from pipeline.runlog import append_quarantine_file
     from pipeline.spreadsheet import write_table
@@ -184,6 +185,8 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
             decided["queue"] = [r.queue for r in routes]
             results.append(decided)
             progress.advance(task_id, chunk.rows_read)
+    privacy = Privacy.from_settings(settings)
+    quarantined = [privacy.quarantined(row) for row in quarantined]
     frame = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     columns = CLASSIFY_COLUMNS + [c for c in frame.columns if c.startswith("p_")]
     frame = frame[columns] if len(frame) else pd.DataFrame(columns=CLASSIFY_COLUMNS + [f"p_{l}" for l in cause_model.labels])
@@ -236,6 +239,32 @@ def classify_text(text: str = typer.Argument(..., help="one complaint"),
     console.print(f"queue: {decision.queue}, priority {decision.priority}, SLA {decision.sla_hours:g} h")
     for step in decision.remedy.immediate:
         console.print(f"  • {step}")
+
+
+@app.command("customer-ref")
+def customer_ref(value: str = typer.Argument(..., help="a customer id, phone number … as the source holds it"),
+                 config: Optional[Path] = ConfigOption,
+                 work_dir: Optional[Path] = typer.Option(None, help="where the database and outputs are")) -> None:
+    """The customer reference stored for VALUE, and that customer's stored complaints (for a call-back)."""
+    import sqlalchemy as sa
+
+    from pipeline import store
+    from pipeline.privacy import Privacy
+
+    settings = _settings(config, work_dir=work_dir)
+    reference = Privacy.from_settings(settings).customer_ref(value)
+    if reference is None:
+        raise UserError("give a non-empty customer value")
+    engine = store.connect(settings.resolved_database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.complaints.c.complaint_id, store.complaints.c.source,
+                                      store.complaints.c.source_row, store.tickets.c.ticket_id)
+                            .outerjoin(store.tickets, store.tickets.c.complaint_id == store.complaints.c.complaint_id)
+                            .where(store.complaints.c.customer_key == reference)).all()
+    engine.dispose()
+    console.print(f"customer reference: {reference}")
+    for row in rows:
+        console.print(f"  complaint {row.complaint_id} ({row.source}, row {row.source_row}) ticket {row.ticket_id}")
 
 
 @app.command()

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from pipeline import store
 from pipeline.cli_errors import remember
-from pipeline.config import ConfigError, load_settings
+from pipeline.config import ConfigError, column_key, load_settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -56,6 +56,9 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
 
     try:
         settings = remember(load_settings(config, work_dir=work_dir))
+        if by and column_key(by) in {column_key(c) for c in [*settings.personal_columns, settings.columns.customer]}:
+            raise TrendError(f"--by {by}: a personal column (settings: personal_columns); reports are not split "
+                             "by customer — list one customer's complaints with `complaints customer-ref` instead")
         chosen_format = _format_for(report_format, output)
         output = output or settings.reports_dir / f"trends.{chosen_format}"
         engine = store.connect(settings.resolved_database_url)

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
@@ -63,6 +63,21 @@ class TrendSettings(BaseModel):
     language: Literal["zh", "en"] = Field(default="zh", description="of the report: Chinese (zh) or English (en)")
 
 
+# Metadata columns that name a person or a way to reach one (compared without case, spaces, - and _)
+PERSONAL_COLUMNS = (
+    "customer_id", "customer", "customer_no", "customer_name", "member_id", "member_no", "user_id", "name",
+    "contact", "phone", "mobile", "tel", "telephone", "phone_number", "email", "address", "id_card", "id_number",
+    "card_no", "card_number", "bank_card", "qq", "wechat", "weixin",
+    "客户", "客户编号", "客户号", "客户id", "客户姓名", "会员号", "用户id", "姓名", "联系人", "电话", "手机", "手机号",
+    "联系电话", "联系方式", "邮箱", "地址", "身份证", "身份证号", "证件号", "银行卡号", "卡号", "qq号", "微信", "微信号",
+)
+
+
+def column_key(name: str) -> str:
+    """Column names compare without case, spaces, hyphens and underscores: 'Customer ID' = 'customer_id'."""
+    return "".join(ch for ch in str(name).casefold() if ch not in " _-")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -103,6 +118,21 @@ class Settings(BaseModel):
     ticket_api_token_env: str = Field(
         default="COMPLAINTS_TICKET_API_TOKEN", min_length=1,
         description="environment variable holding the bearer token of `complaints tickets serve-updates`")
+    personal_columns: list[str] = Field(
+        default=list(PERSONAL_COLUMNS),
+        description="metadata columns stored only as a customer reference (keyed hash), never split by in reports")
+    pseudonym_key: SecretStr | None = Field(
+        default=None, description="key of the customer references; default: a random key in work_dir/pseudonym.key")
+    keep_raw_rows: bool = Field(
+        default=False, description="also store complaint texts and quarantined rows unmasked (audits only)")
+
+    @model_validator(mode="after")
+    def _no_report_by_personal_column(self) -> "Settings":
+        personal = {column_key(c) for c in [*self.personal_columns, self.columns.customer]}
+        if column_key(self.trends.split_by) in personal:
+            raise ValueError(f"trends.split_by {self.trends.split_by!r} is a personal column (personal_columns): "
+                             "reports are not split by customer")
+        return self
 
     @field_validator("encoding")
     @classmethod
@@ -185,6 +215,6 @@ def load_settings(config_path: Path | str | None = None, **overrides) -> Setting
     except ValidationError as exc:
         source = str(config_path) if config_path else "settings"
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            (f"{'.'.join(str(p) for p in err['loc'])}: " if err["loc"] else "") + err["msg"] for err in exc.errors()
         )
         raise ConfigError(f"{source}: {problems}") from exc

@@ -154,11 +154,6 @@ def _negated_before(rules: NegationRules) -> re.Pattern:
     return re.compile(pattern + "$")
 
 
-def customer_key_from(metadata: dict, customer_column: str) -> str | None:
-    value = str(metadata.get(customer_column) or "").strip()
-    return value or None
-
-
 def as_customer_key(value) -> str | None:
     """A frame cell as a customer key: pandas turns a missing one into NaN."""
     return value if isinstance(value, str) and value else None

@@ -17,10 +17,10 @@ import pandas as pd
 from pipeline import store
 from pipeline.config import Settings, WebhookTarget
 from pipeline.deliver import outbox_entries
-from pipeline.escalation import (CustomerHistory, Escalator, as_customer_key, complaint_time, customer_key_from,
-                                 escalate, with_batch)
+from pipeline.escalation import CustomerHistory, Escalator, as_customer_key, complaint_time, escalate, with_batch
 from pipeline.ingest import RawChunk, map_columns
 from pipeline.normalise import mask_pii
+from pipeline.privacy import Privacy
 from pipeline.route import Router
 from pipeline.schemas import QuarantinedRow, QuarantineReason
 from pipeline.tickets import build_ticket
@@ -93,8 +93,13 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
                                           {"id": row.complaint_id, "text": row.text}))
     counts.skipped_seen = int((already & same_text).sum())
     counts.quarantined = len(quarantined)
+    privacy = Privacy.from_settings(settings)
+    quarantined = [privacy.quarantined(row) for row in quarantined]
     new_rows = good[~already].reset_index(drop=True)
-    new_rows["customer_key"] = [customer_key_from(m, settings.columns.customer) for m in new_rows["metadata"]]
+    # from here on the customer is only a reference, and metadata holds no personal values
+    new_rows["customer_key"] = [privacy.customer_ref(m.get(settings.columns.customer)) for m in new_rows["metadata"]]
+    new_rows["metadata"] = [privacy.mask_fields(m) for m in new_rows["metadata"]]
+    new_rows["channel"] = [mask_pii(c) if isinstance(c, str) else c for c in new_rows["channel"]]
     counts.classified = len(new_rows)
     return PreparedBatch(new_rows, quarantined, counts)
 
@@ -102,12 +107,12 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
 def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Router, model_version: str,
                   run_id: str, now: datetime, escalator: Escalator | None = None,
                   customer_history: CustomerHistory | None = None,
-                  webhooks: dict[str, WebhookTarget] | None = None) -> dict[str, list[dict]]:
+                  webhooks: dict[str, WebhookTarget] | None = None, keep_raw_text: bool = False) -> dict[str, list[dict]]:
     """Database records for a classified batch: complaints, predictions, tickets and outbox entries.
 
     ``customer_history``: stored complaints of the batch's customers (``Escalator.history_needed`` says
     which); the batch's own earlier complaints count as well. ``webhooks``: queues whose tickets also get
-    a webhook delivery."""
+    a webhook delivery. ``keep_raw_text``: store the unmasked text too (``Settings.keep_raw_rows``)."""
     complaint_rows, prediction_rows, ticket_rows, outbox_rows = [], [], [], []
     probability_columns = [c for c in predictions.columns if c.startswith("p_")]
     records = rows.to_dict("records")
@@ -117,8 +122,10 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
                          [(key, at, row["complaint_id"]) for row, key, at in zip(records, customer_keys, times)])
     for row, customer_key, at, prediction in zip(records, customer_keys, times, predictions.to_dict("records")):
         created_at = row["created_at"] if pd.notna(row["created_at"]) else None
+        masked = mask_pii(row["text"])
         complaint = {
-            "complaint_id": row["complaint_id"], "text_raw": row["text"], "text_masked": mask_pii(row["text"]),
+            "complaint_id": row["complaint_id"], "text_raw": row["text"] if keep_raw_text else masked,
+            "text_masked": masked,
             "content_hash": row["content_hash"], "created_at": created_at, "channel": row["channel"],
             "customer_key": customer_key,
             "metadata_json": json.dumps(row["metadata"], ensure_ascii=False), "source": row["source"],

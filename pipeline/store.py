@@ -50,12 +50,12 @@ run_lock = sa.Table(  # one row while a run (or a redelivery) holds the database
 complaints = sa.Table(
     "complaints", metadata,
     sa.Column("complaint_id", sa.String(128), primary_key=True),
-    sa.Column("text_raw", sa.Text, nullable=False),  # the only place unmasked text is kept
+    sa.Column("text_raw", sa.Text, nullable=False),  # unmasked only with Settings.keep_raw_rows, else masked too
     sa.Column("text_masked", sa.Text, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime, index=True),
     sa.Column("channel", sa.String(128), index=True),
-    sa.Column("customer_key", sa.String(128), index=True),  # the mapped customer column, for repeat complaints
+    sa.Column("customer_key", sa.String(128), index=True),  # customer reference (privacy.py), for repeat complaints
     sa.Column("metadata_json", sa.Text),
     sa.Column("source", sa.Text),
     sa.Column("source_row", sa.Integer),

@@ -31,6 +31,7 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         "complaint_id": complaint["complaint_id"],
         "text": complaint["text_masked"],
         "channel": complaint.get("channel"),
+        "customer_ref": complaint.get("customer_key"),  # for call-back: `complaints customer-ref` finds it
         "complaint_created_at": complaint["created_at"].isoformat() if complaint.get("created_at") else None,
         "cause": prediction["cause"],
         "secondary_causes": [c for c in prediction["secondary_causes"].split("|") if c],
@@ -73,7 +74,8 @@ def flat_ticket(payload: dict) -> dict:
         "remedy_code": remedy["code"], "remedy_title_zh": remedy["title_zh"], "remedy_title_en": remedy["title_en"],
         "owner_role": remedy["owner_role"], "immediate_steps": "\n".join(remedy["immediate"]),
         "preventive_steps": "\n".join(remedy["preventive"]), "text": payload["text"],
-        "channel": payload["channel"], "complaint_created_at": payload["complaint_created_at"],
+        "channel": payload["channel"], "customer_ref": payload.get("customer_ref"),
+        "complaint_created_at": payload["complaint_created_at"],
         "probabilities": json.dumps(payload["probabilities"], ensure_ascii=False),
         "model_version": payload["model_version"],
     }

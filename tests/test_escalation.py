@@ -12,6 +12,7 @@ from sqlalchemy.schema import CreateTable
 from pipeline import store
 from pipeline.config import DATA_DIR, ConfigError, load_settings
 from pipeline.escalation import Escalator, Trigger, count_earlier, escalate
+from pipeline.privacy import Privacy
 from pipeline.route import Router
 from ticket_helpers import process_file, write_complaints
 
@@ -132,7 +133,7 @@ def test_tickets_say_why_they_were_escalated(lexicon_settings, tmp_path):
     engine = store.connect(lexicon_settings.resolved_database_url)
     with engine.connect() as conn:
         stored = dict(conn.execute(sa.select(store.complaints.c.complaint_id, store.complaints.c.customer_key)).all())
-    assert stored["C1"] == "U1" and stored["C5"] is None
+    assert stored["C1"] == Privacy.from_settings(lexicon_settings).customer_ref("U1") and stored["C5"] is None
 
 
 def test_repeat_complaints_across_runs_use_the_stored_history(lexicon_settings, tmp_path):
@@ -152,7 +153,7 @@ def test_the_customer_column_is_configurable(tmp_path):
     source.write_text("id,text,created_at,member_no\nA,服务员态度很差,2026-11-01,M7\n"
                       "B,服务员态度还是很差,2026-11-02,M7\n", encoding="utf-8")
     records = process_file(settings, source, now=NOW)
-    assert [c["customer_key"] for c in records["complaint_rows"]] == ["M7", "M7"]
+    assert [c["customer_key"] for c in records["complaint_rows"]] == [Privacy.from_settings(settings).customer_ref("M7")] * 2
     assert [json.loads(t["escalation_reasons"]) != [] for t in records["ticket_rows"]] == [False, True]
 
 

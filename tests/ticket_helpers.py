@@ -54,7 +54,7 @@ def process_file(settings, source: Path, *, run_id: str = "test-run", now: datet
         history = store.customer_history(engine, keys, since) if keys else {}
         records = build_records(batch.new_rows, predictions, router=router, model_version=model.version,
                                 run_id=run_id, now=now, escalator=escalator, customer_history=history,
-                                webhooks=settings.webhooks)
+                                webhooks=settings.webhooks, keep_raw_text=settings.keep_raw_rows)
         store_batch(engine, batch, records, run_id=run_id, run_counts=batch.counts)
         for name, rows in records.items():
             written.setdefault(name, []).extend(rows)
