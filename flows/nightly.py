@@ -25,9 +25,11 @@ from pipeline.ingest import RawChunk, iter_raw_chunks
 from pipeline.process import PreparedBatch, RunCounts, build_records, prepare_batch, store_batch
 from pipeline.report import artifact_table, build_report, render_markdown, write_report_files
 from pipeline.route import Router
-from pipeline.runlog import append_quarantine_file, run_summary
+from pipeline.runlog import append_quarantine_file, redact_run_logs, run_summary
 from pipeline.sla import breach_markdown, escalate_breaches
 from pipeline.validate import QuarantineTally
+
+redact_run_logs()
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,6 +12,25 @@ from pipeline import store
 from pipeline.config import hide_password
 from pipeline.schemas import QUARANTINE_ADVICE, UNFAMILIAR_NOTE_SHARE, QuarantinedRow
 from pipeline.spreadsheet import guard_csv_cell
+
+class RedactingLogFilter(logging.Filter):
+    """Masks personal data and URL passwords in a log record, its arguments and its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = store.redact(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = store.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def redact_run_logs() -> None:
+    """What the flow and its tasks log (Prefect stores it and shows it in the UI) is redacted first."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingLogFilter) for f in logger.filters):
+            logger.addFilter(RedactingLogFilter())
+
 
 QUARANTINE_FILE_COLUMNS = ["source", "row", "column", "reason", "detail", "what_to_do", "raw"]
 

@@ -199,7 +199,8 @@ def connect(database_url: str) -> sa.Engine:
     """Engine with every table created (idempotent). SQLite files get their folder created."""
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(database_url, future=True)
+    # hide_parameters: an error must not carry the batch's texts (bound parameters) into logs and runs.error
+    engine = sa.create_engine(database_url, future=True, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):

@@ -108,3 +108,44 @@ def test_hide_password_covers_urls_alone_and_inside_messages():
     assert (hide_password("cannot read mysql://u:pw@h/d: refused") == "cannot read mysql://u:***@h/d: refused")
     assert hide_password("/data/exports/a:b@c.csv") == "/data/exports/a:b@c.csv"
     assert hide_password("sqlite:////srv/complaints.db") == "sqlite:////srv/complaints.db"
+
+
+@pytest.mark.flow
+def test_a_database_error_carries_no_complaint_text_into_runs_or_prefect_logs(prefect_harness, tmp_path, caplog):
+    """SQLAlchemy puts a failed statement's bound parameters (the batch's texts) into the error message."""
+    from flows.nightly import nightly_flow
+    from pipeline.config import load_settings
+
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", keep_raw_rows=True)
+    engine = store.connect(settings.resolved_database_url)
+    with engine.begin() as conn:  # a real database error on the batch's insert
+        conn.execute(sa.text("CREATE TRIGGER refuse BEFORE INSERT ON complaints "
+                             "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END"))
+    source = tmp_path / "in.csv"
+    source.write_text("id,text,created_at\nR1,独一无二的投诉文本：前台态度很差，回电13812345678,2026-11-01 10:00\n",
+                      encoding="utf-8")
+    state = nightly_flow(source=str(source), settings=settings, return_state=True)
+    assert state.is_failed()
+    run = store.read_table(engine, store.runs).iloc[0]
+    engine.dispose()
+    assert run["status"] == "failed" and "disk quota exceeded" in run["error"]
+    _, logs = _flow_run_record(state.state_details.flow_run_id)
+    written = "\n".join([run["error"], *logs, caplog.text])
+    assert "disk quota exceeded" in "\n".join(logs)
+    assert "独一无二的投诉文本" not in written and "13812345678" not in written
+
+
+def test_run_logs_are_redacted_before_any_handler_sees_them(caplog):
+    import logging
+
+    from pipeline.runlog import redact_run_logs
+
+    redact_run_logs()
+    logger = logging.getLogger("prefect.task_runs")
+    try:
+        raise ValueError("cannot parse 回电138 1234 5678 via postgresql://etl:pw123@db/c")
+    except ValueError:
+        logger.exception("row %s failed: %s", 7, "客户电话13812345678")
+    assert "row 7 failed: 客户电话[手机号]" in caplog.text
+    assert "1234 5678" not in caplog.text and "13812345678" not in caplog.text and "pw123" not in caplog.text
+    assert "ValueError: cannot parse 回电[手机号] via postgresql://etl:***@db/c" in caplog.text
