@@ -18,6 +18,7 @@ from prefect.utilities.annotations import quote
 
 from pipeline import runlock, store
 from pipeline.classify import ParallelClassifier, load_model
+from pipeline.clock import to_utc
 from pipeline.config import ConfigError, Settings, has_password, hide_password, load_settings
 from pipeline.deliver import deliver_pending, delivery_summary
 from pipeline.escalation import CustomerHistory, Escalator
@@ -98,6 +99,7 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
     if isinstance(source, SecretStr):
         source = source.get_secret_value()
     settings = settings or load_settings(config_path)
+    since = to_utc(since, settings.timezone)  # a time without a zone is local; the database holds UTC
     engine = store.connect(settings.resolved_database_url)
     model = load_model(settings)
     router = Router.from_settings(settings)

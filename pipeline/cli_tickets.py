@@ -18,6 +18,7 @@ from rich.table import Table
 
 from pipeline import store
 from pipeline.cli_errors import remember
+from pipeline.clock import to_local
 from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.spreadsheet import TableFormatError, write_table
 
@@ -67,15 +68,16 @@ def tickets_list(queue: Optional[str] = QueueOption, status: Optional[str] = Sta
     from pipeline.deliver import ticket_overview
 
     with _one_line_errors():
-        frame = ticket_overview(_engine(_settings(config, work_dir)), queue=queue, status=status,
-                                delivery=delivery, limit=limit)
+        settings = _settings(config, work_dir)
+        frame = ticket_overview(_engine(settings), queue=queue, status=status, delivery=delivery, limit=limit)
     table = Table(title=f"{len(frame)} ticket(s), most urgent first")
     table.add_column("ticket", no_wrap=True)
-    for column in ("status", "queue", "prio", "due", "cause", "escalated", "deliveries"):
+    for column in ("status", "queue", "prio", f"due ({settings.timezone})", "cause", "escalated", "deliveries"):
         table.add_column(column)
     for row in frame.itertuples(index=False):
         reasons = json.loads(row.escalation_reasons or "[]")
-        table.add_row(row.ticket_id, row.status, row.queue, str(row.priority), f"{row.due_at:%m-%d %H:%M}", row.cause,
+        due = to_local(row.due_at, settings.timezone)
+        table.add_row(row.ticket_id, row.status, row.queue, str(row.priority), f"{due:%m-%d %H:%M}", row.cause,
                       " ".join(reason.split(":")[0] for reason in reasons),
                       row.deliveries.replace(":delivered", ":ok"))
     console.print(table)

@@ -74,7 +74,8 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
     frame = map_columns(chunk, settings.columns)
     seen_with_chunk = set(seen_ids)
     good, quarantined = validate_rows(frame, seen_with_chunk, max_text_chars=settings.max_text_chars,
-                                      text_column=settings.columns.text, date_column=settings.columns.created_at)
+                                      text_column=settings.columns.text, date_column=settings.columns.created_at,
+                                      timezone=settings.timezone)
     quarantined = chunk.quarantined + quarantined
     counts = RunCounts(rows_read=chunk.rows_read)
     if since is not None and len(good):
@@ -107,7 +108,8 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
 def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Router, model_version: str,
                   run_id: str, now: datetime, escalator: Escalator | None = None,
                   customer_history: CustomerHistory | None = None,
-                  webhooks: dict[str, WebhookTarget] | None = None, keep_raw_text: bool = False) -> dict[str, list[dict]]:
+                  webhooks: dict[str, WebhookTarget] | None = None,
+                  keep_raw_text: bool = False) -> dict[str, list[dict]]:
     """Database records for a classified batch: complaints, predictions, tickets and outbox entries.
 
     ``customer_history``: stored complaints of the batch's customers (``Escalator.history_needed`` says

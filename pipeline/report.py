@@ -65,11 +65,11 @@ def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetim
                  split_by: str | None = None, report_language: str | None = None) -> TrendReport | None:
     """Read the store and aggregate; None when no complaint has been classified yet."""
     rule = settings.trends
-    earliest, latest = store.complaint_time_range(engine)
+    earliest, latest = store.complaint_time_range(engine, settings.timezone)
     window = trends.default_window(earliest, latest, period or rule.period, rule.window_days, since, until)
     if window is None:
         return None
-    rows = store.read_trend_rows(engine, window.start, window.end + pd.Timedelta(days=1))
+    rows = store.read_trend_rows(engine, window.start, window.end + pd.Timedelta(days=1), settings.timezone)
     result = trends.build_trends(rows, window, rule, period=period, split_by=split_by)
     quoted = result.examples["complaint_id"].tolist() + result.alert_examples["complaint_id"].tolist()
     texts = store.read_masked_texts(engine, quoted)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from pipeline.clock import local_wall_times, to_local, to_utc
 from pipeline.config import hide_password
 from pipeline.normalise import mask_pii
 from pipeline.schemas import QuarantinedRow
@@ -331,21 +332,26 @@ def complaint_time():
     return sa.func.coalesce(complaints.c.created_at, complaints.c.ingested_at)
 
 
-def complaint_time_range(engine: sa.Engine) -> tuple[datetime | None, datetime | None]:
-    """Times of the earliest and the latest classified complaint (None, None when nothing is classified)."""
+def complaint_time_range(engine: sa.Engine, timezone: str = "UTC") -> tuple[datetime | None, datetime | None]:
+    """Local times (in ``timezone``, naive) of the earliest and the latest classified complaint (None, None
+    when nothing is classified)."""
     at = complaint_time()
     statement = sa.select(sa.func.min(at), sa.func.max(at)).select_from(complaints.join(predictions))
     with engine.connect() as conn:
-        return tuple(conn.execute(statement).one())
+        earliest, latest = conn.execute(statement).one()
+    local = [to_local(pd.Timestamp(t) if t is not None else None, timezone) for t in (earliest, latest)]
+    return tuple(t.tz_localize(None).to_pydatetime() if t is not None else None for t in local)
 
 
 TREND_READ_CHUNK = 100_000
 _REPEATED_TREND_COLUMNS = ("channel", "metadata_json", "cause", "model_version", "reviewed_cause")
 
 
-def read_trend_rows(engine: sa.Engine, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
+def read_trend_rows(engine: sa.Engine, since: datetime | None = None, until: datetime | None = None,
+                    timezone: str = "UTC") -> pd.DataFrame:
     """Every stored prediction of complaints with since ≤ time < until, with the complaint's time, channel
     and metadata and the cause of its latest review (``reviewed_cause``, None when unreviewed). No texts.
+    ``since``, ``until`` and the times returned are local wall times in ``timezone``.
 
     Read in chunks, repeated strings as categories: a million rows peak at ~0.5 GB instead of ~1.5 GB."""
     newest_review = (sa.select(sa.func.max(reviews.c.review_id).label("review_id"))
@@ -363,9 +369,9 @@ def read_trend_rows(engine: sa.Engine, since: datetime | None = None, until: dat
                      .outerjoin(reviews, sa.and_(reviews.c.complaint_id == predictions.c.complaint_id,
                                                  reviews.c.review_id.in_(newest_review)))))
     if since is not None:
-        statement = statement.where(at >= since)
+        statement = statement.where(at >= to_utc(since, timezone))
     if until is not None:
-        statement = statement.where(at < until)
+        statement = statement.where(at < to_utc(until, timezone))
     with engine.connect() as conn:
         chunks = [chunk.astype({c: "category" for c in _REPEATED_TREND_COLUMNS})
                   for chunk in pd.read_sql(statement, conn, chunksize=TREND_READ_CHUNK)]
@@ -375,7 +381,7 @@ def read_trend_rows(engine: sa.Engine, since: datetime | None = None, until: dat
     for column in _REPEATED_TREND_COLUMNS:  # concat turns categories that differ by chunk back into text
         frame[column] = pd.api.types.union_categoricals([chunk[column] for chunk in chunks])
     for column in ("at", "predicted_at"):
-        frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+        frame[column] = local_wall_times(pd.to_datetime(frame[column], format="ISO8601"), timezone)
     frame["needs_review"] = frame["needs_review"].astype(bool)
     frame["unfamiliar"] = frame["unfamiliar"].astype("boolean").fillna(False).astype(bool)
     return frame

@@ -5,6 +5,7 @@ import hashlib
 import json
 from datetime import datetime
 
+from pipeline.clock import local_iso
 from pipeline.route import RoutingDecision
 from pipeline.sla import SlaClock, SlaRules, clock_start
 
@@ -20,10 +21,12 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
                  run_id: str, escalation_steps: list[str] | None = None, clock: SlaClock | None = None) -> dict:
     """A ticket row; ``payload`` is what receivers (files, webhooks) get. ``decision`` is the route after
     escalation; ``escalation_steps`` are the fired rules' extra immediate actions. The deadlines run from
-    the complaint's own time on ``clock`` (around the clock without one)."""
+    the complaint's own time on ``clock`` (around the clock without one). The row's times are UTC like
+    every stored time; the payload shows them in the clock's time zone with the offset."""
     ticket_id = ticket_id_for(complaint["complaint_id"])
     received_at = clock_start(complaint.get("created_at"), created_at)
     clock = clock or SlaClock(SlaRules(), "UTC")
+    zone = clock.zone.key
     deadlines = clock.deadlines(received_at, decision.queue, decision.priority, decision.sla_hours)
     due_at = deadlines["due_at"]
     payload = {
@@ -32,7 +35,7 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         "text": complaint["text_masked"],
         "channel": complaint.get("channel"),
         "customer_ref": complaint.get("customer_key"),  # for call-back: `complaints customer-ref` finds it
-        "complaint_created_at": complaint["created_at"].isoformat() if complaint.get("created_at") else None,
+        "complaint_created_at": local_iso(complaint.get("created_at"), zone),
         "cause": prediction["cause"],
         "secondary_causes": [c for c in prediction["secondary_causes"].split("|") if c],
         "confidence": prediction["confidence"],
@@ -44,8 +47,8 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
                    "immediate": decision.remedy.immediate, "preventive": decision.remedy.preventive},
         "queue": decision.queue,
         "priority": decision.priority,
-        "due_at": due_at.isoformat(timespec="seconds"),
-        "acknowledge_due_at": deadlines["acknowledge_due_at"].isoformat(timespec="seconds"),
+        "due_at": local_iso(due_at, zone),
+        "acknowledge_due_at": local_iso(deadlines["acknowledge_due_at"], zone),
         "escalation_reasons": escalation_reasons,
         "escalation_steps": escalation_steps or [],
         "model_version": model_version,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.clock import utc_wall_times
 from pipeline.config import ColumnMapping, Settings
 from pipeline.normalise import has_letters, mask_pii
 from pipeline.schemas import QuarantinedRow, QuarantineReason
@@ -16,16 +17,24 @@ from pipeline.schemas import QuarantinedRow, QuarantineReason
 _CHINESE_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
 
 
-def parse_timestamps(values: pd.Series) -> pd.Series:
-    """Vectorised date parsing: ISO forms in one pass, other common export forms one by one; time-zone
-    aware values are converted to UTC. Empty and unparseable values both come back as NaT."""
+_ZONE_SUFFIX = re.compile(r"\d(?:\s*Z|\s*(?:UTC|GMT)?[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+
+
+def parse_timestamps(values: pd.Series, timezone: str = "UTC") -> pd.Series:
+    """Vectorised date parsing: ISO forms in one pass, other common export forms one by one. Naive UTC comes
+    back: time-zone aware values converted, values without a zone read in ``timezone``. Empty and
+    unparseable values both come back as NaT."""
     cleaned = values.fillna("").astype(str).str.strip().map(
         lambda v: _CHINESE_DATE.sub(lambda m: f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d} ", v).strip() if "年" in v else v)
     parsed = pd.to_datetime(cleaned, errors="coerce", format="ISO8601", utc=True)
     retry = parsed.isna() & (cleaned != "")
     if retry.any():
         parsed[retry] = pd.to_datetime(cleaned[retry], errors="coerce", format="mixed", utc=True)
-    return parsed.dt.tz_convert(None).astype("datetime64[ns]")
+    parsed = parsed.dt.tz_convert(None).astype("datetime64[ns]")
+    naive = ~cleaned.str.contains(_ZONE_SUFFIX) & parsed.notna()
+    if timezone != "UTC" and naive.any():
+        parsed[naive] = utc_wall_times(parsed[naive], timezone)
+    return parsed
 
 
 SHOWN_CHARS = 40
@@ -47,12 +56,12 @@ def content_hash(text: str) -> str:
 
 
 def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: int,
-                  text_column: str = "text", date_column: str = "created_at"
+                  text_column: str = "text", date_column: str = "created_at", timezone: str = "UTC"
                   ) -> tuple[pd.DataFrame, list[QuarantinedRow]]:
     """Split mapped rows into good rows and quarantined ones. ``seen_ids`` carries ids across chunks."""
     quarantined: list[QuarantinedRow] = []
     keep: list[int] = []
-    stamps = parse_timestamps(frame["created_at_raw"]) if len(frame) else pd.Series([], dtype="datetime64[ns]")
+    stamps = parse_timestamps(frame["created_at_raw"], timezone) if len(frame) else pd.Series([], dtype="datetime64[ns]")
     for position, row in enumerate(frame.itertuples(index=False)):
         raw = {"id": row.complaint_id, "text": row.text, "created_at": row.created_at_raw,
                "channel": row.channel, **row.metadata}

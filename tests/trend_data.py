@@ -45,10 +45,15 @@ def synthetic_rows(*, seed: int, days: int = 182, per_day: float = 300, causes: 
 
 
 def write_to_store(engine, rows: pd.DataFrame, texts: dict[str, str] | None = None) -> None:
-    """Store rows made by ``synthetic_rows`` as real complaints and predictions (texts default to a stub)."""
+    """Store rows made by ``synthetic_rows`` as real complaints and predictions (texts default to a stub).
+    Their times are local (the default time zone); the store holds UTC."""
     from pipeline import store
+    from pipeline.clock import utc_wall_times
+    from pipeline.config import Settings
 
     texts = texts or {}
+    rows = rows.assign(at=utc_wall_times(rows["at"], Settings().timezone),
+                       predicted_at=utc_wall_times(rows["predicted_at"], Settings().timezone))
     complaints = [{"complaint_id": r.complaint_id, "text_raw": texts.get(r.complaint_id, f"投诉{r.complaint_id}"),
                    "text_masked": texts.get(r.complaint_id, f"投诉{r.complaint_id}"),
                    "content_hash": r.complaint_id, "created_at": r.at.to_pydatetime(), "channel": r.channel,

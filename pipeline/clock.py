@@ -1,0 +1,44 @@
+"""One time rule: the database holds UTC (naive datetimes), a time given without a zone (an export's
+dates, ``--since``) is read in ``Settings.timezone``, and people are shown the configured zone.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+
+def utc_wall_times(naive_local: pd.Series, timezone: str) -> pd.Series:
+    """Naive local wall times → naive UTC (a time repeated by a DST change is taken as standard time)."""
+    localized = naive_local.dt.tz_localize(timezone, ambiguous=np.zeros(len(naive_local), dtype=bool),
+                                           nonexistent="shift_forward")
+    return localized.dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+def to_utc(value: datetime | pd.Timestamp | None, timezone: str) -> datetime | None:
+    """A time as stored: aware times converted to UTC, naive ones read in ``timezone``."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        return utc_wall_times(pd.Series([stamp]), timezone).iloc[0].to_pydatetime()
+    return stamp.tz_convert("UTC").tz_localize(None).to_pydatetime()
+
+
+def to_local(value: datetime | pd.Timestamp | None, timezone: str) -> pd.Timestamp | None:
+    """A stored (naive UTC) time in ``timezone``, aware."""
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).tz_localize("UTC").tz_convert(timezone)
+
+
+def local_wall_times(naive_utc: pd.Series, timezone: str) -> pd.Series:
+    """Stored (naive UTC) times → naive wall times in ``timezone`` (for grouping by local day or week)."""
+    return naive_utc.dt.tz_localize("UTC").dt.tz_convert(timezone).dt.tz_localize(None)
+
+
+def local_iso(value: datetime | None, timezone: str) -> str | None:
+    """A stored time for people and receivers: ISO 8601 in ``timezone`` with its offset."""
+    local = to_local(value, timezone)
+    return local.isoformat(timespec="seconds") if local is not None else None
