@@ -216,9 +216,9 @@ def _iter_sql(url: str, table: str | None, query: str | None,
     if bool(table) == bool(query):
         raise SourceError(f"{hide_password(url)}: give exactly one of --table or --query for a database source")
     engine = sa.create_engine(url, hide_parameters=True)
-    statement = sa.text(query) if query else sa.text(f'SELECT * FROM "{table}"')
     row_number = 0
     try:
+        statement = sa.text(query) if query else sa.select(_known_table(engine, url, table))
         with engine.connect() as connection:
             result = connection.execution_options(stream_results=True).execute(statement)
             keys = list(result.keys())
@@ -230,6 +230,19 @@ def _iter_sql(url: str, table: str | None, query: str | None,
         raise SourceError(hide_password(f"{url}: cannot read {'table ' + table if table else 'query'}: {exc.orig or exc}")) from exc
     finally:
         engine.dispose()
+
+
+def _known_table(engine, url: str, name: str):
+    """The source table as a SQLAlchemy object (quoted by the dialect), if the database has it: the name
+    is never pasted into SQL text. ``schema.table`` names a table in another schema."""
+    import sqlalchemy as sa
+
+    schema, _, table = name.rpartition(".") if name.count(".") == 1 else ("", "", name)
+    inspector = sa.inspect(engine)
+    known = inspector.get_table_names(schema=schema or None) + inspector.get_view_names(schema=schema or None)
+    if table not in known:
+        raise SourceError(f"{hide_password(url)}: no table {name!r}; the database has {sorted(known) or 'none'}")
+    return sa.Table(table, sa.MetaData(), schema=schema or None, autoload_with=engine)
 
 
 def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = None, query: str | None = None,
@@ -267,9 +280,11 @@ def _as_text(value) -> str:
     return str(value)
 
 
-def stable_id(text: str, created_at: str, channel: str) -> str:
-    """An id for a row that has none: the same complaint content always gets the same id."""
-    digest = hashlib.sha256("\x1f".join((text.strip(), created_at.strip(), channel.strip())).encode("utf-8"))
+def stable_id(text: str, created_at: str, channel: str, customer: str = "") -> str:
+    """An id for a row that has none: the same complaint re-exported gets the same id; the same short text
+    from two customers gets two."""
+    parts = (text.strip(), created_at.strip(), channel.strip()) + ((customer.strip(),) if customer.strip() else ())
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8"))
     return "auto-" + digest.hexdigest()[:16]
 
 
@@ -305,7 +320,7 @@ def map_columns(chunk: RawChunk, columns: ColumnMapping) -> pd.DataFrame:
         channel = _as_text(cells.get(columns.channel))
         given_id = _as_text(cells.get(columns.id)).strip()
         rows.append({
-            "complaint_id": given_id or stable_id(text, created_at, channel),
+            "complaint_id": given_id or stable_id(text, created_at, channel, _as_text(cells.get(columns.customer))),
             "text": text,
             "created_at_raw": created_at,
             "channel": channel.strip() or None,

@@ -222,3 +222,26 @@ def test_an_undecodable_cell_is_named_without_its_phone_number(tmp_path):
     _, _, quarantined = _read_all(path)
     assert quarantined[0].reason == QuarantineReason.UNDECODABLE
     assert "13812345678" not in quarantined[0].detail and "[手机号]" in quarantined[0].detail
+
+
+def test_the_same_short_text_from_two_customers_stays_two_complaints(tmp_path):
+    path = tmp_path / "no_ids.csv"
+    path.write_text("text,channel,customer_id\n太慢了,app,U1\n太慢了,app,U2\n", encoding="utf-8")
+    ids = map_columns(next(iter_raw_chunks(str(path))), ColumnMapping())["complaint_id"].tolist()
+    again = map_columns(next(iter_raw_chunks(str(path))), ColumnMapping())["complaint_id"].tolist()
+    assert len(set(ids)) == 2 and ids == again  # distinct, and a re-export keeps them
+    assert stable_id("太慢了", "", "app") == stable_id("太慢了", "", "app", "")  # ids without a customer unchanged
+
+
+def test_a_table_name_is_never_pasted_into_sql(tmp_path):
+    url = f"sqlite:///{tmp_path / 'source.db'}"
+    engine = sa.create_engine(url)
+    pd.DataFrame(ROWS, columns=["id", "text", "created_at", "channel"]).to_sql("complaints", engine, index=False)
+    pd.DataFrame({"secret": ["客户名单"]}).to_sql("customers", engine, index=False)
+    engine.dispose()
+    hostile = 'complaints" WHERE 0 UNION SELECT secret, secret, secret, secret FROM customers --'
+    with pytest.raises(SourceError, match="no table") as error:
+        list(iter_raw_chunks(url, table=hostile))
+    assert "'complaints', 'customers'" in str(error.value)
+    _, records, _ = _read_all(url, table="complaints")
+    assert [r["cells"]["id"] for r in records] == ["A1", "A2", "A3"]
