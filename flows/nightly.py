@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run as current_flow_run
 from prefect.utilities.annotations import quote
 
 from pipeline import runlock, store
@@ -112,7 +113,8 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
         if abandoned:
             logger.warning("run %s died without finishing; its lease is taken over", abandoned)
             store.finish_run(engine, abandoned, {}, "failed", error=f"process died; lease taken over by {run_id}")
-        store.start_run(engine, run_id, hide_password(source), model.version, since)
+            mark_crashed(store.prefect_flow_run_of(engine, abandoned), f"process died; run {run_id} took over")
+        store.start_run(engine, run_id, hide_password(source), model.version, since, current_flow_run.id)
         counts = RunCounts()
         seen_ids: set[str] = set()
         tally = QuarantineTally()
@@ -150,6 +152,20 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
         summary["report"] = publish_trends(engine, settings, run_id)
         logger.info("run %s: %s", run_id, counts.as_dict())
         return summary
+
+
+def mark_crashed(flow_run_id: str | None, message: str) -> None:
+    """A flow run whose process was killed stays Running in Prefect forever: say it crashed."""
+    if not flow_run_id:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+        except Exception as exc:  # noqa: BLE001 - another Prefect server's run, or one already deleted
+            get_run_logger().warning("could not mark Prefect flow run %s crashed: %s", flow_run_id, exc)
 
 
 def serve_nightly(settings: Settings, source: str, table: str | None = None, query: str | None = None) -> None:

@@ -6,6 +6,7 @@ that decided it. Runs in worker processes when there is more than one core (segm
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import pandas as pd
 
 from pipeline.lexicon import DEFAULT_LEXICON, LexiconClassifier
 from pipeline.model import explain_from_features, use_segmenter_engine, vocabulary_coverage
+from pipeline.reaper import die_with_parent
 from pipeline.registry import load_artifact
 from pipeline.schemas import NONE_LABEL
 
@@ -150,6 +152,7 @@ _worker_model: CauseModel | None = None
 def _init_worker(model: CauseModel) -> None:
     global _worker_model  # one model per worker process, set once by the pool initialiser
     _worker_model = model
+    die_with_parent()
 
 
 def _classify_in_worker(texts: list[str]) -> pd.DataFrame:
@@ -177,7 +180,9 @@ class ParallelClassifier:
         if self.workers <= 1 or len(texts) < PARALLEL_MIN_ROWS:
             return classify_texts(self.model, texts)
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(self.model,))
+            # forkserver: a fork of this multi-threaded process (Prefect's threads) can copy a held lock and hang
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
+                                             initializer=_init_worker, initargs=(self.model,))
         slices = [list(s) for s in np.array_split(np.array(texts, dtype=object), self.workers) if len(s)]
         return pd.concat(list(self._pool.map(_classify_in_worker, slices)), ignore_index=True)
 

@@ -78,6 +78,9 @@ def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, par
         config: Optional[Path] = ConfigOption,
         work_dir: Optional[Path] = typer.Option(None, help="where the database and outputs go")) -> None:
     """Run the nightly flow once over SOURCE."""
+    from pipeline.reaper import watch_over_this_process
+
+    watch_over_this_process()  # the temporary Prefect server and the workers end with this process, even on kill -9
     _quiet_prefect_env()
     settings = _settings(config, column, work_dir=work_dir, encoding=encoding, sheet=sheet)
     _check_rule_files(settings)
@@ -272,6 +275,9 @@ def serve(source: str = typer.Argument(..., help="what the nightly run reads"),
           table: Optional[str] = typer.Option(None), query: Optional[str] = typer.Option(None),
           config: Optional[Path] = ConfigOption) -> None:
     """Register the nightly cron schedule with Prefect and serve it (needs PREFECT_API_URL for the UI)."""
+    from pipeline.reaper import watch_over_this_process
+
+    watch_over_this_process()
     _quiet_prefect_env()
     settings = _settings(config)
     from flows.nightly import serve_nightly

@@ -36,6 +36,7 @@ runs = sa.Table(
     sa.Column("skipped_seen", sa.Integer, default=0),
     sa.Column("skipped_before_since", sa.Integer, default=0),
     sa.Column("error", sa.Text),
+    sa.Column("prefect_flow_run_id", sa.String(64)),  # so a run found dead can be marked Crashed in Prefect
 )
 
 run_lock = sa.Table(  # one row while a run (or a redelivery) holds the database: pipeline/runlock.py
@@ -250,11 +251,18 @@ def redact(text: str) -> str:
     return hide_password(mask_pii(text))
 
 
-def start_run(engine: sa.Engine, run_id: str, source: str, model_version: str, since: datetime | None) -> None:
+def start_run(engine: sa.Engine, run_id: str, source: str, model_version: str, since: datetime | None,
+              prefect_flow_run_id: str | None = None) -> None:
     with engine.begin() as conn:
-        conn.execute(runs.insert().values(run_id=run_id, source=hide_password(source), started_at=utcnow(), status="running",
-                                          model_version=model_version, since=since, rows_read=0, classified=0,
-                                          quarantined=0, skipped_seen=0, skipped_before_since=0))
+        conn.execute(runs.insert().values(run_id=run_id, source=hide_password(source), started_at=utcnow(),
+                                          status="running", model_version=model_version, since=since, rows_read=0,
+                                          classified=0, quarantined=0, skipped_seen=0, skipped_before_since=0,
+                                          prefect_flow_run_id=prefect_flow_run_id))
+
+
+def prefect_flow_run_of(engine: sa.Engine, run_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(runs.c.prefect_flow_run_id).where(runs.c.run_id == run_id)).scalar()
 
 
 def finish_run(engine: sa.Engine, run_id: str, counts: dict, status: str, error: str | None = None) -> None:

@@ -14,6 +14,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_tests():
+    """Whatever the tests started and left running (a server, a pool's workers) ends with the session."""
+    yield
+    from pipeline.reaper import descendants, end_processes
+
+    end_processes(descendants(os.getpid()), grace_seconds=5)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
