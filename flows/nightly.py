@@ -57,9 +57,10 @@ def save(engine, batch: PreparedBatch, records: dict, run_id: str, counts: RunCo
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
-def deliver(engine, settings: Settings) -> dict:
-    """Every pending outbox entry, this run's and any left by earlier runs; failures stay pending."""
-    return delivery_summary(deliver_pending(engine, settings), settings)
+def deliver(engine, settings: Settings, keeper: runlock.LeaseKeeper) -> dict:
+    """Every pending outbox entry, this run's and any left by earlier runs; failures stay pending. The lease
+    is renewed as delivery goes on and fences every outbox write."""
+    return delivery_summary(deliver_pending(engine, settings, keeper=keeper), settings)
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
@@ -109,7 +110,8 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
     quarantine_file = settings.work_dir / "quarantine" / f"{run_id}.csv"
     with ExitStack() as cleanup:
         cleanup.callback(engine.dispose)
-        abandoned = cleanup.enter_context(runlock.held(engine, run_id))  # RunLockedError while another run lives
+        lease = cleanup.enter_context(runlock.held(engine, run_id))  # RunLockedError while another run lives
+        abandoned = lease.abandoned
         if abandoned:
             logger.warning("run %s died without finishing; its lease is taken over", abandoned)
             store.finish_run(engine, abandoned, {}, "failed", error=f"process died; lease taken over by {run_id}")
@@ -133,7 +135,7 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
                     tally.add(batch.quarantined)
                     # quote(): Prefect would otherwise walk every one of the batch's record dicts looking for futures
                     save(engine, batch, quote(records), run_id, counts, quarantine_file)
-                    runlock.renew(engine, run_id)
+                    runlock.renew(engine, lease)
                     logger.info("batch: %s", batch.counts.as_dict())
             counts.check()
             tally.check(counts.rows_read, settings, quarantine_file)  # nearly all quarantined: a mapping to fix
@@ -148,7 +150,8 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
         if summary["sla"]["breached_since_last_run"]:
             logger.warning("%d ticket(s) breached their resolve deadline since the last run (%d escalated)",
                            summary["sla"]["breached_since_last_run"], summary["sla"]["escalated"])
-        summary.update(deliver(engine, settings))  # inside the lease: a second deliverer would send twice
+        # inside the lease: a second deliverer would send twice
+        summary.update(deliver(engine, settings, runlock.LeaseKeeper(engine, lease)))
         summary["report"] = publish_trends(engine, settings, run_id)
         logger.info("run %s: %s", run_id, counts.as_dict())
         return summary

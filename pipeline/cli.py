@@ -461,7 +461,7 @@ RUN_LOCKED_EXIT_CODE = 75  # EX_TEMPFAIL: another run holds the database; a sche
 def main() -> None:
     from pipeline.ingest import SourceError
     from pipeline.registry import ModelIntegrityError
-    from pipeline.runlock import RunLockedError
+    from pipeline.runlock import LeaseLostError, RunLockedError
     from pipeline.spreadsheet import TableFormatError
     from pipeline.training import TrainingDataError
     from pipeline.validate import MostlyQuarantinedError
@@ -474,7 +474,7 @@ def main() -> None:
             MostlyQuarantinedError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(1)
-    except RunLockedError as exc:
+    except (RunLockedError, LeaseLostError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(RUN_LOCKED_EXIT_CODE)
     except typer.Exit as exc:

@@ -112,8 +112,8 @@ def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path]
     with _one_line_errors():
         settings = _settings(config, work_dir)
         engine = _engine(settings)
-        with runlock.held(engine, f"redeliver-{store.utcnow():%Y%m%dT%H%M%S}"):  # a nightly run delivers too
-            report = deliver_pending(engine, settings, queue=queue)
+        with runlock.held(engine, f"redeliver-{store.utcnow():%Y%m%dT%H%M%S}") as lease:  # a nightly run delivers too
+            report = deliver_pending(engine, settings, queue=queue, keeper=runlock.LeaseKeeper(engine, lease))
     delivered = ", ".join(f"{target} {count}" for target, count in sorted(report.delivered.items())) or "nothing"
     console.print(f"delivered: {delivered} (ticket files in {settings.tickets_dir})")
     if report.recovered:

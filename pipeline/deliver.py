@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from pipeline import store
 from pipeline.config import Settings, WebhookTarget
+from pipeline.runlock import LeaseKeeper, LeaseLostError
 
 FILE = "file"
 WEBHOOK = "webhook"
@@ -130,19 +131,27 @@ def _pending_entries(engine: sa.Engine, after_id: int, limit: int, queue: str | 
         return [PendingEntry(**row._mapping) for row in conn.execute(statement)]
 
 
-def _update(engine: sa.Engine, entries: list[PendingEntry], **values) -> None:
+def _update(engine: sa.Engine, entries: list[PendingEntry], keeper: LeaseKeeper | None, **values) -> None:
+    """Update outbox entries; with a lease keeper, only while the lease is still this run's (fenced)."""
+    statement = store.outbox.update().where(store.outbox.c.outbox_id.in_([e.outbox_id for e in entries]))
+    if keeper is not None:
+        statement = statement.where(keeper.lease.still_held())
     with engine.begin() as conn:
-        conn.execute(store.outbox.update().where(store.outbox.c.outbox_id.in_([e.outbox_id for e in entries]))
-                     .values(**values))
+        updated = conn.execute(statement.values(**values)).rowcount
+    if keeper is not None and updated != len(entries):
+        raise LeaseLostError(f"run {keeper.lease.run_id} lost its lease to another run during delivery; it stops "
+                             "here and the other run delivers what is still pending")
 
 
-def _mark_delivered(engine: sa.Engine, entries: list[PendingEntry], attempts_made: int) -> None:
-    _update(engine, entries, status=DELIVERED, delivered_at=store.utcnow(), last_error=None,
+def _mark_delivered(engine: sa.Engine, entries: list[PendingEntry], attempts_made: int,
+                    keeper: LeaseKeeper | None) -> None:
+    _update(engine, entries, keeper, status=DELIVERED, delivered_at=store.utcnow(), last_error=None,
             attempts=store.outbox.c.attempts + attempts_made)
 
 
-def _record_failure(engine: sa.Engine, entry: PendingEntry, attempts_made: int, error: str) -> None:
-    _update(engine, [entry], attempts=store.outbox.c.attempts + attempts_made, last_error=error)
+def _record_failure(engine: sa.Engine, entry: PendingEntry, attempts_made: int, error: str,
+                    keeper: LeaseKeeper | None) -> None:
+    _update(engine, [entry], keeper, attempts=store.outbox.c.attempts + attempts_made, last_error=error)
 
 
 def _drop_torn_last_line(path: Path) -> None:
@@ -182,14 +191,14 @@ def _append_lines(path: Path, lines: list[str]) -> None:
 
 
 def _deliver_files(engine: sa.Engine, entries: list[PendingEntry], tickets_dir: Path,
-                   report: DeliveryReport) -> None:
+                   report: DeliveryReport, keeper: LeaseKeeper | None) -> None:
     by_queue: dict[str, list[PendingEntry]] = defaultdict(list)
     for entry in entries:
         by_queue[entry.queue].append(entry)
     for queue, group in by_queue.items():
         path = ticket_file(tickets_dir, queue)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _update(engine, group, attempts=store.outbox.c.attempts + 1)  # committed before the write
+        _update(engine, group, keeper, attempts=store.outbox.c.attempts + 1)  # committed (fenced) before the write
         written: set[str] = set()
         if path.exists() and path.stat().st_size:
             _drop_torn_last_line(path)
@@ -197,25 +206,29 @@ def _deliver_files(engine: sa.Engine, entries: list[PendingEntry], tickets_dir: 
                 written = _ticket_ids_in(path)
         fresh = [entry for entry in group if entry.ticket_id not in written]
         _append_lines(path, [entry.payload_json for entry in fresh])
-        _mark_delivered(engine, group, attempts_made=0)
+        _mark_delivered(engine, group, 0, keeper)
         report.delivered[FILE] += len(fresh)
         report.recovered += len(group) - len(fresh)
 
 
 def _deliver_webhooks(engine: sa.Engine, entries: list[PendingEntry], settings: Settings,
-                      report: DeliveryReport, client: httpx.Client, unavailable: set[str]) -> None:
+                      report: DeliveryReport, client: httpx.Client, unavailable: set[str],
+                      keeper: LeaseKeeper | None) -> None:
     # Successes are marked in groups (one commit each, not one per POST); if the process dies before a
     # group is marked, its requests are resent with the same Idempotency-Key.
     answered: dict[int, list[PendingEntry]] = defaultdict(list)  # attempts it took → entries
 
     def mark_answered() -> None:
         for attempts, group in answered.items():
-            _mark_delivered(engine, group, attempts_made=attempts)
+            _mark_delivered(engine, group, attempts, keeper)
         answered.clear()
 
     try:
         for entry in entries:
-            _deliver_one_webhook(engine, entry, settings, report, client, unavailable, answered)
+            if keeper is not None and keeper.due():
+                mark_answered()  # fenced: what was sent is marked while the lease is still ours
+                keeper.renew()  # LeaseLostError: stop before sending what the new holder will send
+            _deliver_one_webhook(engine, entry, settings, report, client, unavailable, answered, keeper)
             if sum(len(group) for group in answered.values()) >= WEBHOOK_MARK_EVERY:
                 mark_answered()
     finally:
@@ -224,11 +237,11 @@ def _deliver_webhooks(engine: sa.Engine, entries: list[PendingEntry], settings: 
 
 def _deliver_one_webhook(engine: sa.Engine, entry: PendingEntry, settings: Settings, report: DeliveryReport,
                          client: httpx.Client, unavailable: set[str],
-                         answered: dict[int, list[PendingEntry]]) -> None:
+                         answered: dict[int, list[PendingEntry]], keeper: LeaseKeeper | None) -> None:
     target = webhook_for(entry.queue, settings.webhooks)
     if target is None:
         error = f"no webhook configured for queue {entry.queue!r} (settings: webhooks)"
-        _record_failure(engine, entry, 0, error)
+        _record_failure(engine, entry, 0, error, keeper)
         report.error(error)
         return
     if target.url in unavailable:
@@ -238,7 +251,7 @@ def _deliver_one_webhook(engine: sa.Engine, entry: PendingEntry, settings: Setti
         token = os.environ.get(target.token_env)
         if not token:
             error = f"environment variable {target.token_env} (bearer token for {target.url}) is not set"
-            _record_failure(engine, entry, 0, error)
+            _record_failure(engine, entry, 0, error, keeper)
             report.error(error)
             unavailable.add(target.url)
             return
@@ -250,7 +263,7 @@ def _deliver_one_webhook(engine: sa.Engine, entry: PendingEntry, settings: Setti
         answered[outcome.attempts].append(entry)
         report.delivered[WEBHOOK] += 1
         return
-    _record_failure(engine, entry, outcome.attempts, outcome.error)
+    _record_failure(engine, entry, outcome.attempts, outcome.error, keeper)
     report.error(f"{target.url}: {outcome.error}")
     if outcome.receiver_down:  # leave the rest for the next run instead of waiting out every retry
         unavailable.add(target.url)
@@ -264,8 +277,10 @@ def pending_counts(engine: sa.Engine) -> dict[str, int]:
 
 
 def deliver_pending(engine: sa.Engine, settings: Settings, *, queue: str | None = None,
-                    client: httpx.Client | None = None, chunk_size: int = 500) -> DeliveryReport:
-    """Deliver every pending outbox entry (of one queue, if given), oldest first."""
+                    client: httpx.Client | None = None, chunk_size: int = 500,
+                    keeper: LeaseKeeper | None = None) -> DeliveryReport:
+    """Deliver every pending outbox entry (of one queue, if given), oldest first. ``keeper``: the run's
+    lease, renewed as delivery goes on; every outbox write is fenced by it (LeaseLostError once lost)."""
     report = DeliveryReport()
     unavailable: set[str] = set()  # webhook URLs that failed every attempt during this call
     own_client = client is None
@@ -274,9 +289,11 @@ def deliver_pending(engine: sa.Engine, settings: Settings, *, queue: str | None 
         last_id = 0
         while entries := _pending_entries(engine, last_id, chunk_size, queue):
             last_id = entries[-1].outbox_id
-            _deliver_files(engine, [e for e in entries if e.target == FILE], settings.tickets_dir, report)
+            if keeper is not None:
+                keeper.renew_if_due()
+            _deliver_files(engine, [e for e in entries if e.target == FILE], settings.tickets_dir, report, keeper)
             _deliver_webhooks(engine, [e for e in entries if e.target == WEBHOOK], settings, report, client,
-                              unavailable)
+                              unavailable, keeper)
     finally:
         if own_client:
             client.close()

@@ -47,6 +47,7 @@ run_lock = sa.Table(  # one row while a run (or a redelivery) holds the database
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("acquired_at", sa.DateTime, nullable=False),
     sa.Column("renewed_at", sa.DateTime, nullable=False),
+    sa.Column("generation", sa.Integer),  # fencing token: one more at each taking of the lease
 )
 
 complaints = sa.Table(

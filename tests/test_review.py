@@ -168,11 +168,11 @@ def test_redeliver_waits_while_a_run_holds_the_database(processed):
 
     engine = store.connect(processed.resolved_database_url)
     holder_id = "20261123T020000-live"
-    runlock.acquire(engine, holder_id)  # this test process stands in for a live nightly run
+    lease = runlock.acquire(engine, holder_id)  # this test process stands in for a live nightly run
     result = cli(processed, "tickets", "redeliver")
     assert isinstance(result.exception, runlock.RunLockedError) and holder_id in str(result.exception)
     with engine.connect() as conn:
         statuses = set(conn.execute(sa.select(store.outbox.c.status)).scalars())
     assert statuses == {"pending"}  # nothing delivered behind the running run's back
-    runlock.release(engine, holder_id)
+    runlock.release(engine, lease)
     assert cli(processed, "tickets", "redeliver").exit_code == 0

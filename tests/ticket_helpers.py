@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import threading
+import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -66,7 +67,7 @@ class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 (ephemeral port) that refuses the first ``refuse_first`` requests
     with 503, then accepts; it honours Idempotency-Key: a key seen before is acknowledged, not processed."""
 
-    def __init__(self, refuse_first: int = 0):
+    def __init__(self, refuse_first: int = 0, delay_seconds: float = 0.0):
         self.refuse_first = refuse_first
         self.requests: list[dict] = []  # every request received, refused or not
         self.processed: dict[str, dict] = {}  # idempotency key → first accepted body
@@ -76,6 +77,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
+                time.sleep(delay_seconds)  # a slow receiver
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 key = self.headers.get("Idempotency-Key")
                 with receiver._lock:

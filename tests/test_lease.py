@@ -1,0 +1,106 @@
+"""Lease fencing with two real processes on one database: a run renews its lease while it delivers, and a
+run whose lease was taken over stops writing and sending instead of delivering tickets a second time."""
+import json
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from pipeline import runlock, store
+from pipeline.config import PROJECT_ROOT, load_settings
+from pipeline.deliver import deliver_pending
+from ticket_helpers import COMPLAINTS, WebhookReceiver, process_file, write_complaints
+
+DELIVER_AS_A = """
+import json, sys
+from pipeline import runlock, store
+from pipeline.config import load_settings
+from pipeline.deliver import deliver_pending
+settings = load_settings(work_dir=sys.argv[1], webhooks={"*": {"url": sys.argv[2]}}, webhook_max_attempts=1)
+engine = store.connect(settings.resolved_database_url)
+lease = runlock.acquire(engine, "run-A")
+print("held", flush=True)
+try:
+    report = deliver_pending(engine, settings, keeper=runlock.LeaseKeeper(engine, lease, renew_every=0.2))
+    print("delivered", json.dumps(report.as_dict()), flush=True)
+except runlock.LeaseLostError as exc:
+    print("lost:", exc, flush=True)
+"""
+
+
+@pytest.fixture
+def pending_tickets(tmp_path):
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon",
+                             webhooks={"*": {"url": "http://127.0.0.1:9/"}})  # queues the webhook deliveries
+    process_file(settings, write_complaints(tmp_path / "in.csv"))
+    return settings
+
+
+def _start_a(settings, url):
+    process = subprocess.Popen([sys.executable, "-c", DELIVER_AS_A, str(settings.work_dir), url], cwd=PROJECT_ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout.readline() == b"held\n"
+    return process
+
+
+def test_renewing_a_lease_that_was_taken_over_fails(pending_tickets):
+    first, second = (store.connect(pending_tickets.resolved_database_url) for _ in range(2))
+    lease = runlock.acquire(first, "run-A")
+    runlock.renew(first, lease)
+    taken = runlock.acquire(second, "run-B", stale_after=timedelta(0))  # A stalled and was judged dead
+    assert taken.abandoned == "run-A" and taken.generation == lease.generation + 1
+    with pytest.raises(runlock.LeaseLostError, match="run-A lost its lease"):
+        runlock.renew(first, lease)
+    runlock.release(first, lease)  # a lost lease's release leaves the new holder's lease alone
+    runlock.renew(second, taken)
+
+
+def test_a_long_delivery_keeps_its_lease(pending_tickets):
+    """Delivery takes ~3 s against a slow receiver; a second process that treats a lease as stale after 1 s
+    without renewal must still find it held throughout."""
+    engine = store.connect(pending_tickets.resolved_database_url)
+    with WebhookReceiver(delay_seconds=0.5) as receiver:
+        process_a = _start_a(pending_tickets, receiver.url)
+        started, refusals = time.monotonic(), 0
+        while process_a.poll() is None:
+            try:
+                lease = runlock.acquire(engine, "run-B", stale_after=timedelta(seconds=1))
+            except runlock.RunLockedError:
+                refusals += 1
+                time.sleep(0.2)
+                continue
+            runlock.release(engine, lease)
+            if process_a.poll() is None:
+                process_a.kill()
+                pytest.fail("a second run took over the lease of a run that was still delivering")
+        output = process_a.stdout.read().decode()
+        delivering_seconds = time.monotonic() - started
+    assert output.startswith("delivered"), output
+    assert delivering_seconds > 2.5 and refusals >= 3  # longer than the 1 s staleness, refused throughout
+    assert len(receiver.processed) == len(COMPLAINTS) and receiver.duplicates == []
+
+
+def test_a_run_that_lost_its_lease_stops_delivering(pending_tickets):
+    engine = store.connect(pending_tickets.resolved_database_url)
+    settings_b = load_settings(work_dir=pending_tickets.work_dir, webhook_max_attempts=1)
+    with WebhookReceiver(delay_seconds=0.5) as receiver:
+        settings_b = settings_b.model_copy(update={"webhooks": load_settings(
+            webhooks={"*": {"url": receiver.url}}).webhooks})
+        process_a = _start_a(pending_tickets, receiver.url)
+        deadline = time.monotonic() + 30
+        while len(receiver.requests) < 2:  # A is delivering
+            assert process_a.poll() is None and time.monotonic() < deadline, process_a.stdout.read().decode()
+            time.sleep(0.05)
+        lease_b = runlock.acquire(engine, "run-B", stale_after=timedelta(0))  # A judged dead while it works
+        report = deliver_pending(engine, settings_b, keeper=runlock.LeaseKeeper(engine, lease_b))
+        output = process_a.communicate(timeout=60)[0].decode()
+    assert output.startswith("lost: run run-A lost its lease"), output
+    assert report.pending == {}
+    assert len(receiver.processed) == len(COMPLAINTS)
+    assert len(receiver.duplicates) <= 1  # at most A's request in flight at the takeover, same Idempotency-Key
+    sent = [request["key"] for request in receiver.requests]
+    assert len(sent) <= len(COMPLAINTS) + 1
+    assert all(json.loads(line)["ticket_id"] for line in pending_tickets.tickets_dir.joinpath(
+        next(p.name for p in pending_tickets.tickets_dir.glob("*.jsonl"))).read_text().splitlines())
