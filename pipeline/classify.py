@@ -81,8 +81,8 @@ def load_lexicon_model(lexicon_path: Path | str = DEFAULT_LEXICON) -> CauseModel
                       kind="lexicon")
 
 
-def load_trained_model(model_path: Path | str) -> CauseModel:
-    estimator, metadata = load_artifact(model_path)
+def load_trained_model(model_path: Path | str, trusted: list[str] | None = None) -> CauseModel:
+    estimator, metadata = load_artifact(model_path, trusted)
     policy_fields = {k: v for k, v in metadata.get("review_policy", {}).items() if k in ReviewPolicy.__dataclass_fields__}
     policy = ReviewPolicy(**policy_fields)
     return CauseModel(estimator, version=metadata["version"], policy=policy, kind="model", metadata=metadata)
@@ -91,7 +91,7 @@ def load_trained_model(model_path: Path | str) -> CauseModel:
 def load_model(settings, model_path: Path | str | None = None) -> CauseModel:
     if model_path is None and settings.classifier == "lexicon":
         return load_lexicon_model(settings.lexicon_path)
-    model = load_trained_model(model_path or settings.model_path)
+    model = load_trained_model(model_path or settings.model_path, settings.trusted_models)
     trained_with = model.metadata.get("segmenter_engine", "jieba")
     if settings.segmenter_engine != trained_with and use_segmenter_engine(model.estimator, settings.segmenter_engine):
         model.version = f"{model.version}+{settings.segmenter_engine}"

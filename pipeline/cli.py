@@ -326,6 +326,7 @@ def train(data: list[Path] = typer.Option(..., "--data", help="labelled CSV/XLSX
     (output / "metrics.json").write_text(json.dumps(metadata["cross_validation"], ensure_ascii=False, indent=2),
                                          encoding="utf-8")
     console.print(f"model {metadata['version']} → {output / 'model.joblib'} (metrics in {output / 'metrics.json'})")
+    console.print(f"to use it, trust it in your settings file: trusted_models = [\"{metadata['sha256']}\"]")
 
 
 def _train_adapted(data: list[Path], base: str, output: Path, text_column: str, label_column: str,

@@ -20,6 +20,9 @@ DATA_DIR = PROJECT_ROOT / "data"
 MODELS_DIR = PROJECT_ROOT / "models"
 
 ENV_PREFIX = "COMPLAINTS_"
+# sha256 of models/default/model.joblib: pinned here, apart from the artifact's own metadata, so that a
+# swapped model folder is refused. Retraining the shipped model means updating this line.
+SHIPPED_MODEL_SHA256 = "7d7b016efa7a61fe7f98545cfe820df8775b126f5aad4ca1523f333f7c438fae"
 
 
 class ConfigError(ValueError):
@@ -85,6 +88,9 @@ class Settings(BaseModel):
     # SecretStr: a password in the URL stays out of reprs, logs and the parameters Prefect records
     database_url: SecretStr | None = Field(default=None, description="SQLAlchemy URL; default SQLite in work_dir")
     model_path: Path = MODELS_DIR / "default" / "model.joblib"
+    trusted_models: list[str] = Field(
+        default=[SHIPPED_MODEL_SHA256],
+        description="sha256 of the model artifacts the product may load (`complaints train` prints a new one's)")
     classifier: Literal["model", "lexicon"] = "model"
     lexicon_path: Path = DATA_DIR / "lexicon" / "cause_lexicon.toml"
     user_dict_path: Path = DATA_DIR / "dictionaries" / "user_dict.txt"

@@ -101,7 +101,7 @@ def test_errors_are_one_clear_line_and_a_non_zero_exit(tmp_path):
     (broken / "model.joblib").write_bytes(b"not a model")
     (broken / "metadata.json").write_text('{"sha256": "0000"}', encoding="utf-8")
     result = complaints("classify-text", "服务差", "--model", str(broken))
-    assert result.returncode == 1 and "checksum" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "not a trusted model" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_train_and_evaluate_on_a_company_label_set(tmp_path):
@@ -118,7 +118,11 @@ def test_train_and_evaluate_on_a_company_label_set(tmp_path):
     assert "macro-F1" in result.stdout and "confusion matrix" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics["per_class"]) == {"网络", "费用"}
+    trusted = tmp_path / "settings.toml"  # a model one trained oneself is trusted explicitly
+    sha = json.loads((out / "metadata.json").read_text(encoding="utf-8"))["sha256"]
+    assert sha in result.stdout
+    trusted.write_text(f'trusted_models = ["{sha}"]\n', encoding="utf-8")
     result = complaints("evaluate", "--data", str(data), "--model", str(out), "--text-column", "内容",
-                        "--label-column", "类别")
+                        "--label-column", "类别", "--config", str(trusted))
     assert result.returncode == 0, result.stderr
     assert "precision" in result.stdout

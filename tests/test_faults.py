@@ -149,3 +149,61 @@ def test_run_logs_are_redacted_before_any_handler_sees_them(caplog):
     assert "row 7 failed: 客户电话[手机号]" in caplog.text
     assert "1234 5678" not in caplog.text and "13812345678" not in caplog.text and "pw123" not in caplog.text
     assert "ValueError: cannot parse 回电[手机号] via postgresql://etl:***@db/c" in caplog.text
+
+
+class _Payload:
+    """What a tampered pickle can do when it is loaded: here, leave a file behind."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_tampered_artifact_is_refused_before_anything_is_unpickled(tmp_path):
+    """The attacker swaps the model and rewrites metadata.json to match: only the pinned hash catches it."""
+    import joblib
+    import subprocess
+    import sys
+
+    from pipeline.registry import save_artifact
+
+    marker = tmp_path / "payload-ran"
+    folder = tmp_path / "swapped"
+    save_artifact(_Payload(str(marker)), {"name": "cause-model"}, folder)  # metadata sha256 matches the file
+    marker.unlink(missing_ok=True)  # (dumping does not run it; make sure)
+    result = subprocess.run([sys.executable, "-m", "pipeline", "classify-text", "服务员态度很差", "--model", str(folder)],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "not a trusted model" in result.stderr, result.stderr
+    assert not marker.exists()
+    joblib.load(folder / "model.joblib")  # the same file, unpickled, does run code
+    assert marker.exists()
+
+
+def test_a_model_from_another_scikit_learn_is_refused_and_a_trusted_one_loads(tmp_path):
+    import json
+
+    from sklearn.dummy import DummyClassifier
+
+    from pipeline.classify import load_trained_model
+    from pipeline.registry import ModelIntegrityError, save_artifact
+
+    folder = tmp_path / "mine"
+    metadata = save_artifact(DummyClassifier().fit([[0], [1]], ["a", "b"]), {"name": "mine"}, folder)
+    with pytest.raises(ModelIntegrityError, match="not a trusted model"):
+        load_trained_model(folder, trusted=[])
+    assert load_trained_model(folder, trusted=[metadata["sha256"]]).labels == ["a", "b"]
+    old = {**metadata, "library_versions": {**metadata["library_versions"], "scikit-learn": "0.24.2"}}
+    (folder / "metadata.json").write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(ModelIntegrityError, match="trained with scikit-learn 0.24.2"):
+        load_trained_model(folder, trusted=[metadata["sha256"]])
+
+
+def test_the_shipped_model_is_trusted_by_default():
+    from pipeline.classify import load_model
+    from pipeline.config import load_settings
+
+    assert load_model(load_settings()).labels
