@@ -116,3 +116,86 @@ def test_reports_are_not_split_by_a_personal_column(lexicon_settings, tmp_path):
     lookup = CliRunner().invoke(app, ["customer-ref", CUSTOMER, "--work-dir", str(lexicon_settings.work_dir)])
     assert lookup.exit_code == 0, lookup.output
     assert "complaint P1" in lookup.output and "complaint P2" in lookup.output
+
+
+# ---------------------------------------------------------------- a hostile export, end to end
+
+HOSTILE_PII = ("13987654321", "139 8765 4321", "139-8765-4321", "+86 150 1122 3344", "15011223344",
+               "440301199208154321", "440301920815432", "6217 0033 1234 5678 901", "6217003312345678901",
+               "6228480402564890018", "li.si.hostile@example.org", "918273645", "wx_hostile_9a8b",
+               "VIP-hostile-7731", "18600001111")
+
+
+def _hostile_export(path):
+    rows = [
+        ("H1", "前台态度恶劣，请回电139-8765-4321或139 8765 4321，邮箱li.si.hostile@example.org", "2026-11-20 10:00",
+         "hotline", "VIP-hostile-7731", "18600001111"),
+        ("H2", "扣款卡号6217 0033 1234 5678 901，身份证440301199208154321，QQ号：918273645", "2026-11-20 11:00",
+         "app", "VIP-hostile-7731", "18600001111"),
+        ("H3", "=HYPERLINK(\"http://x\",\"点我\") 加我微信：wx_hostile_9a8b，老身份证440301920815432", "2026-11-21 09:00",
+         "web", "U2", "+86 150 1122 3344"),
+        ("H4", "13987654321", "2026-11-21 09:30", "web", "U3", "15011223344"),  # no letters: quarantined
+        ("H7", "<script>alert(1)</script>空调坏了，卡6228480402564890018", "not a date 13987654321", "app", "U4", ""),
+        ("H1", "重复的编号，电话+86 150 1122 3344", "2026-11-22 08:00", "app", "U5", ""),  # duplicate id
+        ("H6", "'; DROP TABLE complaints; -- 网络断了，手机15011223344", "2026-11-22 09:00", "wechat",
+         "VIP-hostile-7731", "13987654321"),
+    ]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "created_at", "channel", "customer_id", "phone"])
+        writer.writerows(rows)
+    return path
+
+
+def _text_of(path) -> str:
+    from openpyxl import load_workbook
+
+    if path.suffix == ".xlsx":
+        book = load_workbook(path)
+        return "\n".join(str(cell) for sheet in book for row in sheet.iter_rows(values_only=True) for cell in row)
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+@pytest.mark.flow
+def test_a_hostile_export_leaves_no_personal_data_in_anything_the_product_writes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from pipeline.config import PROJECT_ROOT
+
+    work, prefect_home = tmp_path / "work", tmp_path / "prefect-home"
+    env = {**os.environ, "COMPLAINTS_CLASSIFIER": "lexicon", "PREFECT_HOME": str(prefect_home)}
+    env.pop("PREFECT_API_URL", None)
+    source = _hostile_export(tmp_path / "hostile.csv")
+
+    def complaints(*args):
+        done = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        return done.stdout + done.stderr, done.returncode
+
+    outputs = []
+    for args in (["run", str(source), "--work-dir", str(work)],
+                 ["trends", "--work-dir", str(work), "--period", "day", "--output", str(work / "reports" / "t.xlsx")],
+                 ["trends", "--work-dir", str(work), "--period", "day", "--output", str(work / "reports" / "t.html")],
+                 ["tickets", "export", "--work-dir", str(work), "--output", str(tmp_path / "tickets.xlsx")],
+                 ["tickets", "export", "--work-dir", str(work), "--output", str(tmp_path / "tickets.csv")],
+                 ["tickets", "list", "--work-dir", str(work)]):
+        output, code = complaints(*args)
+        assert code == 0, output
+        outputs.append(output)
+
+    settings = load_settings(work_dir=work)
+    engine = store.connect(settings.resolved_database_url)
+    counts = store.read_table(engine, store.runs).iloc[0]
+    engine.dispose()
+    assert counts["rows_read"] == 7 and counts["classified"] + counts["quarantined"] == 7
+    assert counts["quarantined"] == 3  # no letters, unreadable date, duplicate id
+    written = {"stdout/stderr": "\n".join(outputs), "database": _everything_stored(settings)}
+    for path in [*work.rglob("*"), tmp_path / "tickets.xlsx", tmp_path / "tickets.csv", *prefect_home.rglob("*")]:
+        if path.is_file() and path.name != "pseudonym.key" and path.suffix not in (".py", ".pyc"):
+            written[str(path)] = _text_of(path)
+    assert any("quarantine" in name for name in written) and any("tickets" in name for name in written)
+    assert any(name.endswith("prefect.db") for name in written)
+    leaks = [(pii, name) for name, text in written.items() for pii in HOSTILE_PII if pii in text]
+    assert leaks == []
