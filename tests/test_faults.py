@@ -207,3 +207,25 @@ def test_the_shipped_model_is_trusted_by_default():
     from pipeline.config import load_settings
 
     assert load_model(load_settings()).labels
+
+
+@pytest.mark.flow
+def test_the_cli_shows_and_keeps_no_source_password(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    work, prefect_home = tmp_path / "work", tmp_path / "prefect-home"
+    env = {**os.environ, "COMPLAINTS_CLASSIFIER": "lexicon", "PREFECT_HOME": str(prefect_home)}
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run([sys.executable, "-m", "pipeline", "run", f"postgresql://etl:{PASSWORD}@127.0.0.1:1/crm",
+                             "--table", "complaints", "--work-dir", str(work)],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0  # nothing listens there
+    engine = store.connect(f"sqlite:///{work / 'complaints.db'}")
+    assert store.read_table(engine, store.runs)["source"].tolist() == ["postgresql://etl:***@127.0.0.1:1/crm"]
+    engine.dispose()
+    written = [p.read_bytes() for p in [*work.rglob("*"), *prefect_home.rglob("*")] if p.is_file()]
+    assert any(p.name == "prefect.db" for p in prefect_home.rglob("*"))
+    assert PASSWORD not in result.stdout + result.stderr
+    assert not any(PASSWORD.encode() in data for data in written)
