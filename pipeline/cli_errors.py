@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.config import hide_password
 from pipeline.normalise import mask_pii
 
 MAX_MESSAGE_CHARS = 300
@@ -50,7 +51,7 @@ def describe_failure(exc: BaseException) -> str:
         what = f"{exc.filename}: {exc.strerror} — check the path and its permissions"
     else:
         what = f"unexpected {type(exc).__name__}: {_first_line(exc)}"
-    what = mask_pii(what)
+    what = hide_password(mask_pii(what))
     return what if len(what) <= MAX_MESSAGE_CHARS else what[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
@@ -61,7 +62,7 @@ def write_error_log(exc: BaseException) -> Path | None:
     path = invocation.work_dir / "logs" / f"error-{datetime.now():%Y%m%dT%H%M%S-%f}.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(mask_pii("".join(traceback.format_exception(exc))), encoding="utf-8")
+        path.write_text(hide_password(mask_pii("".join(traceback.format_exception(exc)))), encoding="utf-8")
     except OSError:
         return None
     return path
