@@ -4,7 +4,7 @@ run reporting what breached since the last run."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -91,7 +91,9 @@ def test_tickets_run_their_clocks_from_the_complaint_on_their_queue_calendar(tmp
     assert process["due_at"] == utc("2026-11-30 10:00") and process["acknowledge_due_at"] == utc("2026-11-20 18:00")
     # technical-support runs around the clock: 24 h, and 4 h to respond at priority 2
     assert technology["due_at"] == utc("2026-11-21 16:00") and technology["acknowledge_due_at"] == utc("2026-11-20 20:00")
-    assert json.loads(process["payload_json"])["acknowledge_due_at"] == utc("2026-11-20 18:00").isoformat()
+    shown = datetime.fromisoformat(json.loads(process["payload_json"])["acknowledge_due_at"])  # local, with offset
+    assert shown.utcoffset() == timedelta(hours=8)
+    assert shown.astimezone(timezone.utc).replace(tzinfo=None) == utc("2026-11-20 18:00")
 
 
 def _fresh_store(tmp_path, hours_ago: list[float], texts: list[str]):
