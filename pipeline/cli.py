@@ -349,9 +349,9 @@ def _train_adapted(data: list[Path], base: str, output: Path, text_column: str, 
     if "cross_validation" in adaptation:
         _print_metrics(adaptation["cross_validation"], f"the company's {adaptation['company_rows']} rows, "
                                                        f"{folds}-fold cross-validation")
-    console.print(f"model {metadata['version']} → {output / 'model.joblib'}, model card {output / 'MODEL_CARD.md'}\n"
-                  f"use it: set model_path = \"{output / 'model.joblib'}\" in the settings file "
-                  f"(or COMPLAINTS_MODEL_PATH={output / 'model.joblib'})")
+    console.print(f"model {metadata['version']} → {output / 'model.joblib'}, model card {output / 'MODEL_CARD.md'}")
+    console.print(f"to use it, in your settings file: model_path = \"{output / 'model.joblib'}\" and "
+                  f"trusted_models = [\"{metadata['sha256']}\"]")
 
 
 def _print_metrics(report: dict, title: str) -> None:
