@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from pipeline.classify import CauseModel, classify_texts, load_trained_model
 from pipeline.config import DATA_DIR, MODELS_DIR
 from pipeline.devsets import load_dev_sets
 from pipeline.model import use_segmenter_engine
+from pipeline.model_card import write_adapted_model_card, write_model_card
 from pipeline.schemas import CAUSES, NONE_LABEL
 from pipeline.training import bootstrap_interval, cause_macro_f1, read_labelled
 
@@ -100,6 +102,8 @@ def main() -> None:
     parser.add_argument("--model", default=str(MODELS_DIR / "default"))
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--engine", choices=("jieba", "rjieba"), help="segment with this engine instead of the trained one")
+    parser.add_argument("--write", action="store_true",
+                        help="store the figures as the model's industry_metrics.json and rewrite its model card")
     args = parser.parse_args()
     model = load_trained_model(args.model)
     if args.engine and use_segmenter_engine(model.estimator, args.engine):
@@ -107,9 +111,18 @@ def main() -> None:
     results = score_model(model, evaluation_sets())
     print(f"model {model.version}\n")
     print(markdown_table(results))
+    figures = {"model": model.version, "industries": results}
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"model": model.version, "industries": results}, handle, ensure_ascii=False, indent=2)
+            json.dump(figures, handle, ensure_ascii=False, indent=2)
+    if args.write:
+        model_dir = Path(args.model).parent if Path(args.model).is_file() else Path(args.model)
+        (model_dir / "industry_metrics.json").write_text(json.dumps(figures, ensure_ascii=False, indent=2),
+                                                         encoding="utf-8")
+        adaptation = model.metadata.get("adaptation")
+        card = (write_adapted_model_card(model_dir, MODELS_DIR / "default") if adaptation
+                else write_model_card(model_dir))
+        print(f"\n→ {model_dir / 'industry_metrics.json'}, {card}")
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ def write_adapted_model_card(model_dir: Path, base_dir: Path) -> Path:
     industries_here = model_dir / "industry_metrics.json"
     industries = ["## Quality per industry (this model)", *_industry_section(model_dir)] if industries_here.exists() else [
         "## Quality per industry (the base model, before adaptation)",
-        *(_industry_section(base_dir)[:-1]),
+        *_industry_section(base_dir),
         "Score this model on the dev industries with `python -m bench.industries --model "
         f"{model_dir} --write` (beside the evaluation corpora).", ""]
     lines = [
