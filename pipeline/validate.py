@@ -30,7 +30,9 @@ def parse_timestamps(values: pd.Series, timezone: str = "UTC") -> pd.Series:
     retry = parsed.isna() & (cleaned != "")
     if retry.any():
         parsed[retry] = pd.to_datetime(cleaned[retry], errors="coerce", format="mixed", utc=True)
-    parsed = parsed.dt.tz_convert(None).astype("datetime64[ns]")
+    parsed = parsed.dt.tz_convert(None)
+    # a year such as 9999 or 1600 parses (in µs) but has no nanosecond timestamp: unparseable, not a crashed run
+    parsed = parsed.where(parsed.between(pd.Timestamp.min, pd.Timestamp.max)).astype("datetime64[ns]")
     naive = ~cleaned.str.contains(_ZONE_SUFFIX) & parsed.notna()
     if timezone != "UTC" and naive.any():
         parsed[naive] = utc_wall_times(parsed[naive], timezone)
