@@ -38,13 +38,17 @@ _FIELD_SEPARATOR = re.compile(r"@~|~@|\|\|")
 # Work-order template placeholders, e.g. （时间）, after NFKC: (时间)
 _PLACEHOLDER = re.compile(r"[(\[【]\s*(?:时间|日期|地址|地点|号码|电话|姓名|金额|xx|XX|省|市|区|某某)\s*[)\]】]")
 _WHITESPACE = re.compile(r"\s+")
+# Control bytes (NUL …, tab/newline kept), zero-width, soft-hyphen, bidi and BOM characters: invisible, so a
+# phone number split by one still reads as a phone number; NUL is also refused by PostgreSQL text columns.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u180e\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
 
 
 def mask_pii(text: str) -> str:
     """Replace phone numbers (mobile in any spacing or prefix, landline), ID numbers (18 and 15 digits), bank
     cards, e-mail addresses, QQ numbers and WeChat ids with typed masks. Numbers labelled as order,
     waybill or work-order numbers stay."""
-    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
     for mask, pattern in _PII_PATTERNS:
         text = pattern.sub(lambda match, text=text, mask=mask: _masked(match, text, mask), text)
     return text
