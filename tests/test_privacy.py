@@ -4,7 +4,6 @@ import csv
 import json
 
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from pipeline import store
@@ -13,7 +12,7 @@ from pipeline.ingest import iter_raw_chunks
 from pipeline.privacy import Privacy
 from pipeline.process import prepare_batch
 from pipeline.runlog import append_quarantine_file
-from ticket_helpers import process_file
+from ticket_helpers import everything_stored, process_file, text_of
 
 PHONE, CUSTOMER, ID_NUMBER, CARD = "13812345678", "VIP-88231", "110101900307123", "6222021234567890"
 SECRETS = (PHONE, "1234-5678", CUSTOMER, ID_NUMBER, CARD, "zhang_san88")
@@ -35,19 +34,11 @@ def _write(path, rows=ROWS):
     return path
 
 
-def _everything_stored(settings) -> str:
-    engine = store.connect(settings.resolved_database_url)
-    with engine.connect() as conn:
-        dump = "\n".join(str(tuple(row)) for table in store.metadata.sorted_tables
-                         for row in conn.execute(sa.select(table)))
-    engine.dispose()
-    return dump
-
 
 def test_the_database_and_quarantine_file_keep_no_personal_data(lexicon_settings, tmp_path):
     source = _write(tmp_path / "in.csv")
     records = process_file(lexicon_settings, source)
-    dump = _everything_stored(lexicon_settings)
+    dump = everything_stored(lexicon_settings)
     for secret in SECRETS:
         assert secret not in dump, secret
     engine = store.connect(lexicon_settings.resolved_database_url)
@@ -147,14 +138,6 @@ def _hostile_export(path):
     return path
 
 
-def _text_of(path) -> str:
-    from openpyxl import load_workbook
-
-    if path.suffix == ".xlsx":
-        book = load_workbook(path)
-        return "\n".join(str(cell) for sheet in book for row in sheet.iter_rows(values_only=True) for cell in row)
-    return path.read_bytes().decode("utf-8", errors="replace")
-
 
 @pytest.mark.flow
 def test_a_hostile_export_leaves_no_personal_data_in_anything_the_product_writes(tmp_path):
@@ -191,10 +174,10 @@ def test_a_hostile_export_leaves_no_personal_data_in_anything_the_product_writes
     engine.dispose()
     assert counts["rows_read"] == 7 and counts["classified"] + counts["quarantined"] == 7
     assert counts["quarantined"] == 3  # no letters, unreadable date, duplicate id
-    written = {"stdout/stderr": "\n".join(outputs), "database": _everything_stored(settings)}
+    written = {"stdout/stderr": "\n".join(outputs), "database": everything_stored(settings)}
     for path in [*work.rglob("*"), tmp_path / "tickets.xlsx", tmp_path / "tickets.csv", *prefect_home.rglob("*")]:
         if path.is_file() and path.name != "pseudonym.key" and path.suffix not in (".py", ".pyc"):
-            written[str(path)] = _text_of(path)
+            written[str(path)] = text_of(path)
     assert any("quarantine" in name for name in written) and any("tickets" in name for name in written)
     assert any(name.endswith("prefect.db") for name in written)
     leaks = [(pii, name) for name, text in written.items() for pii in HOSTILE_PII if pii in text]

@@ -9,6 +9,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from pipeline import store
 from pipeline.classify import classify_texts, load_lexicon_model
 from pipeline.escalation import Escalator
@@ -110,3 +112,23 @@ class WebhookReceiver:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def everything_stored(settings) -> str:
+    """Every row of every table, as text: what a search for leaked personal data reads."""
+    engine = store.connect(settings.resolved_database_url)
+    with engine.connect() as conn:
+        dump = "\n".join(str(tuple(row)) for table in store.metadata.sorted_tables
+                         for row in conn.execute(sa.select(table)))
+    engine.dispose()
+    return dump
+
+
+def text_of(path: Path) -> str:
+    """A written file as text (a workbook's cell values)."""
+    from openpyxl import load_workbook
+
+    if path.suffix == ".xlsx":
+        book = load_workbook(path)
+        return "\n".join(str(cell) for sheet in book for row in sheet.iter_rows(values_only=True) for cell in row)
+    return path.read_bytes().decode("utf-8", errors="replace")
