@@ -25,6 +25,9 @@ from pipeline.validate import shown_value
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 SUPPORTED = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".xlsx", ".xlsm", ".parquet")
 _SAMPLE_BYTES = 1 << 20
+# csv's default cell limit (128 KiB) dropped a long complaint (a pasted chat log) as a malformed row, text and
+# all; such texts are stored whole and cut only for the model (max_text_chars)
+csv.field_size_limit(64 << 20)
 
 
 class SourceError(ValueError):

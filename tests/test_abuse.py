@@ -115,6 +115,8 @@ def test_forty_kinds_of_hostile_input_lose_nothing_leak_nothing_and_rerun_to_not
         source_row = 31 + offset  # after 30 ordinary rows
         assert (source_row in stored_rows) != (source_row in quarantined_rows), kind
     assert LONG_ID in set(complaints["complaint_id"])
+    mega = complaints.set_index("complaint_id").loc["R-mega"]  # a megabyte text is stored, cut for the model only
+    assert len(mega["text_masked"]) > 300_000 and mega["text_truncated"]
     hidden = complaints.set_index("complaint_id").loc["R-pii-hidden", "text_masked"]
     assert hidden.startswith("回电[手机号],身份证[身份证号],卡号[银行卡号]")
     assert quarantined_rows[36] == "duplicate_id_in_source" and quarantined_rows[45] == "unparseable_date"
