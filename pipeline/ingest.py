@@ -124,6 +124,10 @@ def _chunks_from_rows(source: str, rows: Iterator[tuple[int, dict | QuarantinedR
 def _iter_delimited(path: Path, delimiter: str, encoding: str | None) -> Iterator[tuple[int, dict | QuarantinedRow]]:
     source = str(path)
     with path.open(encoding=encoding or detect_encoding(path), errors="surrogateescape", newline="") as handle:
+        header_line = handle.readline()
+        handle.seek(0)
+        if delimiter not in header_line:  # a .csv from a locale whose Excel separates with ';' (or a tab, '|')
+            delimiter = next((other for other in (";", "\t", "|") if other in header_line), delimiter)
         reader = csv.reader(handle, delimiter=delimiter)
         try:
             header = [h.strip().lstrip("\ufeff") for h in next(reader)]  # a BOM under an explicit utf-8
