@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -134,9 +135,10 @@ def _iter_delimited(path: Path, delimiter: str, encoding: str | None) -> Iterato
         except StopIteration:
             return
         row_number = 0
+        swallowed: list[list[str]] = []  # rows an unclosed quote took into one cell, read again
         while True:
             try:
-                row = next(reader)
+                row = swallowed.pop(0) if swallowed else next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
@@ -148,6 +150,11 @@ def _iter_delimited(path: Path, delimiter: str, encoding: str | None) -> Iterato
             if not any(cell.strip() for cell in row):
                 row_number -= 1  # blank lines are not rows
                 continue
+            if len(row) < len(header) and "\n" in row[-1]:
+                # an unclosed quote ran to the end of the file: only its own line is malformed, the lines it
+                # swallowed are rows of their own
+                row[-1], _, rest = row[-1].partition("\n")
+                swallowed = list(csv.reader(io.StringIO(rest, newline=""), delimiter=delimiter)) + swallowed
             if len(row) != len(header):
                 yield row_number, QuarantinedRow(
                     source, row_number, "*", QuarantineReason.MALFORMED_ROW,

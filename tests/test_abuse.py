@@ -125,6 +125,9 @@ def test_forty_kinds_of_hostile_input_lose_nothing_leak_nothing_and_rerun_to_not
     # a ';'-separated .csv was one column named 'id;text;…': every row quarantined and the hint said to map
     # the text column to 'id;text;created_at;…'
     assert first["semicolon.csv"]["classified"] == 6
+    # an unclosed quote: its own line is quarantined, the five lines after it are complaints, not one cell
+    assert first["unclosed_quote.csv"] == {**first["unclosed_quote.csv"], "rows_read": 11, "quarantined": 1}
+    assert {f"uq-after-ok{i}" for i in range(5)} <= set(texts)
 
     extra = _exports(settings, tmp_path)
     for workbook in [extra[0], *settings.reports_dir.glob("*.xlsx")]:
