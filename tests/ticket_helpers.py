@@ -69,7 +69,7 @@ class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 (ephemeral port) that refuses the first ``refuse_first`` requests
     with 503, then accepts; it honours Idempotency-Key: a key seen before is acknowledged, not processed."""
 
-    def __init__(self, refuse_first: int = 0, delay_seconds: float = 0.0):
+    def __init__(self, refuse_first: int = 0, delay_seconds: float = 0.0, port: int = 0):
         self.refuse_first = refuse_first
         self.requests: list[dict] = []  # every request received, refused or not
         self.processed: dict[str, dict] = {}  # idempotency key → first accepted body
@@ -98,7 +98,7 @@ class WebhookReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
