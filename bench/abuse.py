@@ -227,7 +227,7 @@ def tampered_artifact(root: Path) -> dict:
                           env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     stored = (root / "tampered" / "work" / "complaints.db").exists() and _state(root / "tampered" / "work")["complaints"]
     return {"exit": done.returncode, "refused": done.returncode != 0 and not stored,
-            "message": (done.stderr.strip().splitlines() or [""])[-1][:160]}
+            "message": next((line for line in done.stderr.splitlines() if line.startswith("error:")), "")[:200]}
 
 
 def two_runs_at_once(root: Path, rows: int) -> dict:

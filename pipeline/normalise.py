@@ -38,9 +38,9 @@ _FIELD_SEPARATOR = re.compile(r"@~|~@|\|\|")
 # Work-order template placeholders, e.g. （时间）, after NFKC: (时间)
 _PLACEHOLDER = re.compile(r"[(\[【]\s*(?:时间|日期|地址|地点|号码|电话|姓名|金额|xx|XX|省|市|区|某某)\s*[)\]】]")
 _WHITESPACE = re.compile(r"\s+")
-# Control bytes (NUL …, tab/newline kept), zero-width, soft-hyphen, bidi and BOM characters: invisible, so a
-# phone number split by one still reads as a phone number; NUL is also refused by PostgreSQL text columns.
-_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u180e\u200b-\u200f\u202a-\u202e"
+# Control bytes (NUL …; tab and line breaks kept), zero-width, soft-hyphen, bidi and BOM characters are
+# invisible: a phone number split by one still reads as one; PostgreSQL text columns also refuse NUL.
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u180e\u200b-\u200f\u202a-\u202e"
                         "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
 
 
