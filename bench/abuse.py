@@ -275,7 +275,7 @@ def main() -> None:
         f"| webhook down all night, back the next | 1 | 0 | {webhook['processed_next_night'] - webhook['tickets']} | – | "
         f"{int(webhook['recovered'])}/1 ({webhook['processed_next_night']} of {webhook['tickets']} tickets delivered the next night) |",
         f"| database locked {LOCKED_SECONDS} s mid-run (busy timeout 30 s) | 1 | – | – | – | {int(database['recovered'])}/1 "
-        f"(failed with exit {database['locked_exit']}, rerun exit {database['rerun_exit']}) |",
+        f"(the locked run waited it out: exit {database['locked_exit']}; rerun exit {database['rerun_exit']}, same rows) |",
         f"| tampered model artifact | 1 | – | – | – | refused: {tampered['refused']} (exit {tampered['exit']}) |",
         f"| two runs started at once | 1 | – | {twice['double_ticketed']} | – | exits {twice['exit_codes']}: "
         f"{'ok' if twice['ok'] else 'NOT OK'} |",
