@@ -23,7 +23,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.abuse_inputs import GOOD_TEXTS, build
-from pipeline import store
 from pipeline.config import PROJECT_ROOT, load_settings
 
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))

@@ -18,7 +18,7 @@ PHONE, CUSTOMER, ID_NUMBER, CARD = "13812345678", "VIP-88231", "110101900307123"
 SECRETS = (PHONE, "1234-5678", CUSTOMER, ID_NUMBER, CARD, "zhang_san88")
 ROWS = [
     # id, text, created_at, channel, customer_id, phone, note
-    ("P1", f"服务员态度很差，回电138-1234-5678，微信号zhang_san88", "2026-11-01 10:00", "app", CUSTOMER, PHONE,
+    ("P1", "服务员态度很差，回电138-1234-5678，微信号zhang_san88", "2026-11-01 10:00", "app", CUSTOMER, PHONE,
      f"身份证{ID_NUMBER}"),
     ("P2", f"又被多扣费了，卡号{CARD}", "2026-11-03 10:00", "app", CUSTOMER, PHONE, "老客户"),
     ("P3", PHONE, "2026-11-03 11:00", "web", CUSTOMER, PHONE, ""),  # no letters: quarantined
