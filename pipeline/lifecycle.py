@@ -227,25 +227,19 @@ def read_update_file(path: Path | str, *, default_by: str | None,
     """A CSV/XLSX of updates (columns ticket_id,status,resolution,cause,compensation,note; optional by, at)
     and the problems of its unreadable rows (rows count data rows from 1, the header excluded), for
     ``apply_updates`` to report together with the moves it refuses."""
-    from pipeline.ingest import detect_encoding
-    from pipeline.spreadsheet import unguard_cell
+    from pipeline.spreadsheet import read_table
 
     path = Path(path)
     if not path.is_file():
         raise TicketUpdateError(str(path), [Problem("file", "-", "no such file")])
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        frame = pd.read_excel(path, dtype=str)
-    elif suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, encoding=detect_encoding(path), keep_default_na=False)
-    else:
+    if path.suffix.lower() not in (".csv", ".xlsx", ".xlsm"):
         raise TicketUpdateError(str(path), [Problem("file", "-", "an update file must be .csv or .xlsx")])
+    frame = read_table(path)
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in ("ticket_id", "status") if c not in frame.columns]
     if missing:
         raise TicketUpdateError(str(path), [Problem("header", c, "missing; the columns are "
                                                     + ",".join(UPDATE_COLUMNS + OPTIONAL_COLUMNS)) for c in missing])
-    frame = frame.fillna("").astype(str).map(unguard_cell)
     updates, problems = [], []
     for position, row in enumerate(frame.to_dict("records"), start=1):
         if not any(str(v).strip() for v in row.values()):

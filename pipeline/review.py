@@ -18,10 +18,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipeline import store
-from pipeline.ingest import detect_encoding
 from pipeline.reserved import is_reserved
 from pipeline.schemas import CAUSES, NONE_LABEL, canonical_label
-from pipeline.spreadsheet import unguard_cell
+from pipeline.spreadsheet import read_table
 
 # Exported for people: what the model said, then the columns they fill in.
 EXPORT_COLUMNS = ["complaint_id", "text", "predicted_cause", "confidence", "predicted_secondary_causes",
@@ -89,16 +88,13 @@ def read_review_file(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ReviewFileError(f"{path}: no such file")
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        frame = pd.read_excel(path, dtype=str)
-    elif path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path, dtype=str, encoding=detect_encoding(path), keep_default_na=False)
-    else:
+    if path.suffix.lower() not in (".csv", ".xlsx", ".xlsm"):
         raise ReviewFileError(f"{path}: a review file must be .csv or .xlsx")
+    frame = read_table(path)
     missing = [c for c in ("complaint_id", "cause") if c not in frame.columns]
     if missing:
         raise ReviewFileError(f"{path}: missing column(s) {missing}; start from `complaints review export`")
-    return frame.fillna("").astype(str).map(unguard_cell)  # the apostrophe our CSV export put before =, +, -, @
+    return frame
 
 
 def _labels(cell: str) -> list[str]:
@@ -231,9 +227,8 @@ def read_review_file_any(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ReviewFileError(f"{path}: no such file")
-    frame = (pd.read_excel(path, dtype=str) if path.suffix.lower() in (".xlsx", ".xlsm")
-             else pd.read_csv(path, dtype=str, encoding=detect_encoding(path), keep_default_na=False))
+    frame = read_table(path)
     column = "id" if "id" in frame.columns else "complaint_id" if "complaint_id" in frame.columns else None
     if column is None:
         raise ReviewFileError(f"{path}: no 'id' or 'complaint_id' column to exclude")
-    return pd.DataFrame({"id": frame[column].fillna("").astype(str).map(unguard_cell).str.strip()})
+    return pd.DataFrame({"id": frame[column].str.strip()})

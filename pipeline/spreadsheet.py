@@ -40,6 +40,21 @@ def unguard_cell(value):
     return value
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A table people filled in (XLSX, TSV, else CSV with its encoding detected) as strings: empty cells are
+    '' and the apostrophe our CSV exports put before = + - @ is taken off. The caller checks that the file
+    exists and that its suffix is one it takes."""
+    from pipeline.ingest import detect_encoding
+
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        frame = pd.read_excel(path, dtype=str)
+    else:
+        frame = pd.read_csv(path, dtype=str, encoding=detect_encoding(path), keep_default_na=False,
+                            sep="\t" if suffix == ".tsv" else ",")
+    return frame.fillna("").astype(str).map(unguard_cell)
+
+
 def excel_cell(value):
     """A value Excel can hold in one cell (its 32,767-character limit, cut visibly)."""
     if isinstance(value, str) and len(value) > EXCEL_MAX_CELL_CHARS:

@@ -20,11 +20,10 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.class_weight import compute_sample_weight
 
 from pipeline.classify import CauseModel, ReviewPolicy, decide, policy_as_dict
-from pipeline.ingest import detect_encoding
 from pipeline.model import build_pipeline, vocabulary_coverage
 from pipeline.registry import save_artifact
 from pipeline.schemas import CAUSES, NONE_LABEL, UNFAMILIAR_NOTE_SHARE, canonical_label
-from pipeline.spreadsheet import unguard_cell
+from pipeline.spreadsheet import read_table
 
 
 class TrainingDataError(ValueError):
@@ -35,17 +34,11 @@ def read_labelled(path: Path | str, text_column: str = "text", label_column: str
     path = Path(path)
     if not path.is_file():
         raise TrainingDataError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        frame = pd.read_excel(path, dtype=str)
-    else:
-        frame = pd.read_csv(path, dtype=str, encoding=detect_encoding(path), keep_default_na=False,
-                            sep="\t" if suffix == ".tsv" else ",")
+    frame = read_table(path)
     for column in (text_column, label_column):
         if column not in frame.columns:
             raise TrainingDataError(f"{path}: no column {column!r}; columns are {list(frame.columns)} "
                                     "(choose them with --text-column / --label-column)")
-    frame = frame.fillna("").map(unguard_cell)  # the apostrophe our CSV exports put before =, +, -, @
     empty = (frame[text_column].str.strip() == "") | (frame[label_column].str.strip() == "")
     frame = frame[~empty].copy()
     frame[text_column] = frame[text_column].astype(str)
