@@ -236,9 +236,11 @@ def uncertain_and_diverse(points: np.ndarray, unsure: np.ndarray, limit: int, *,
 
 
 def select_for_labelling(model: CauseModel, texts, limit: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the ``limit`` texts worth labelling first, in that order, and every text's uncertainty."""
+    """Indices of the ``limit`` texts worth labelling first, in that order, and every text's probabilities
+    (columns: ``model.labels``), so callers need not classify the texts again."""
     if model.kind == "lexicon":
         raise ValueError("choosing texts to label needs a trained model, not the lexicon")
     X = model_features(model.estimator, texts)
-    unsure = uncertainty(model.estimator.named_steps["classifier"].predict_proba(X))
-    return uncertain_and_diverse(text_points(X, seed=seed), unsure, limit, seed=seed), unsure
+    probabilities = model.estimator.named_steps["classifier"].predict_proba(X)
+    order = uncertain_and_diverse(text_points(X, seed=seed), uncertainty(probabilities), limit, seed=seed)
+    return order, probabilities

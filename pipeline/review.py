@@ -71,13 +71,14 @@ def teaching_order(frame: pd.DataFrame, model, *, chosen: int = 500, seed: int =
     """Escalated items first, most urgent first; then the ``chosen`` items whose labels would teach ``model``
     most (`review select`'s strategy: uncertain and spread over kinds of text), then the rest, least sure
     first. With the lexicon (no trained model) the order is left as it is."""
-    from pipeline.adapt import select_for_labelling
+    from pipeline.adapt import select_for_labelling, uncertainty
 
     escalated = frame["escalation_reasons"].astype(str) != ""
     rest = frame[~escalated].reset_index(drop=True)
-    if getattr(model, "kind", "lexicon") == "lexicon" or len(rest) < 2:
+    if model.kind == "lexicon" or len(rest) < 2:
         return frame
-    order, unsure = select_for_labelling(model, rest["text"].tolist(), min(chosen, len(rest)), seed=seed)
+    order, probabilities = select_for_labelling(model, rest["text"].tolist(), min(chosen, len(rest)), seed=seed)
+    unsure = uncertainty(probabilities)
     remaining = np.setdiff1d(np.arange(len(rest)), order)
     remaining = remaining[np.argsort(-unsure[remaining], kind="stable")]
     return pd.concat([frame[escalated], rest.iloc[np.concatenate([order, remaining])]], ignore_index=True)
@@ -188,7 +189,7 @@ def select_file(settings, source: Path | str, limit: int, *, model: Path | None 
     """`complaints review select`: the ``limit`` complaints of ``source`` worth labelling first (texts masked),
     with empty label columns, and how many valid complaints the file held. Ids in the ``exclude`` files
     (labelled already) are not chosen again."""
-    from pipeline.adapt import select_for_labelling
+    from pipeline.adapt import select_for_labelling, uncertainty
     from pipeline.classify import load_model
     from pipeline.ingest import iter_raw_chunks, map_columns
     from pipeline.normalise import mask_pii
@@ -208,14 +209,14 @@ def select_file(settings, source: Path | str, limit: int, *, model: Path | None 
     if pool.empty:
         raise ReviewFileError(f"{source}: no complaints left to choose from (columns id,text; see --exclude)")
     texts = pool["text"].str.slice(0, settings.max_text_chars).tolist()
-    order, unsure = select_for_labelling(cause_model, texts, limit, seed=seed)
-    probabilities = cause_model.predict_proba([texts[i] for i in order])
+    order, probabilities = select_for_labelling(cause_model, texts, limit, seed=seed)
+    chosen_probabilities = probabilities[order]
     chosen = pd.DataFrame({
         "id": pool["complaint_id"].to_numpy()[order],
         "text": [mask_pii(texts[i]) for i in order],
-        "predicted_cause": np.asarray(cause_model.labels)[probabilities.argmax(axis=1)],
-        "confidence": probabilities.max(axis=1).round(4),
-        "uncertainty": unsure[order].round(4),
+        "predicted_cause": np.asarray(cause_model.labels)[chosen_probabilities.argmax(axis=1)],
+        "confidence": chosen_probabilities.max(axis=1).round(4),
+        "uncertainty": uncertainty(chosen_probabilities).round(4),
     })
     for column in ("cause", "secondary_causes", "note"):
         chosen[column] = ""
