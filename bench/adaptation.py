@@ -17,28 +17,24 @@ import json
 import time
 
 import numpy as np
-from sklearn.metrics import accuracy_score
 
+from bench.industries import industry_scores
 from pipeline.adapt import adapt_model, model_features, text_points, uncertain_and_diverse, uncertainty
 from pipeline.classify import CauseModel, classify_texts, load_trained_model
 from pipeline.config import DATA_DIR, MODELS_DIR
 from pipeline.devsets import load_dev_sets
-from pipeline.schemas import CAUSES
-from pipeline.training import cause_macro_f1, read_labelled
+from pipeline.training import read_labelled
 
 POOL_LABELS = DATA_DIR / "devsets" / "pool_labels.csv"
 REVIEW_PRECISION = 0.85
 
 
 def scores(model: CauseModel, test) -> dict:
-    decided = classify_texts(model, test["text"].tolist())
-    predicted, truth = decided["cause"].to_numpy(), test["cause"].to_numpy()
-    complaints = np.isin(truth, CAUSES)
-    auto = ~decided["needs_review"].to_numpy()
-    return {"macro_f1": cause_macro_f1(truth[complaints], predicted[complaints]),
-            "accuracy": float(accuracy_score(truth[complaints], predicted[complaints])),
-            "routed_share": float((auto & complaints).sum() / max(complaints.sum(), 1)),
-            "routed_right": float((predicted == truth)[auto].mean()) if auto.any() else None}
+    """The bar's figures for one model on one industry's dev set (``bench.industries``' own scoring)."""
+    figures = industry_scores(test["cause"].to_numpy(), classify_texts(model, test["text"].tolist()))
+    return {"macro_f1": figures["causes_macro_f1"], "accuracy": figures["causes_accuracy"],
+            "routed_share": figures["auto_routed_share_of_complaints"],
+            "routed_right": figures["auto_routed_accuracy"]}
 
 
 def adapted(base_model: CauseModel, shipped, company, folds: int) -> CauseModel:

@@ -117,9 +117,9 @@ def adapt_model(base_metadata: dict, base: pd.DataFrame, company: pd.DataFrame, 
     strict = choose_review_policy(oof, y, classes, target_precision=review_precision)
     # The company's kind of text is familiar now: its threshold applies to it, the base's stricter bar to
     # text unlike both.
+    unfamiliar = base_policy.unfamiliar_min_confidence
     policy = replace(base_policy, min_confidence=strict.min_confidence,
-                     unfamiliar_min_confidence=max(strict.min_confidence, base_policy.unfamiliar_min_confidence or 0)
-                     if base_policy.unfamiliar_min_confidence is not None else None)
+                     unfamiliar_min_confidence=None if unfamiliar is None else max(strict.min_confidence, unfamiliar))
     report["cross_validation"] = {"folds": folds, **evaluate_predictions(decide(oof, classes, policy), y, classes)}
     return fitted, policy, report
 
