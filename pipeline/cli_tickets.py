@@ -186,7 +186,7 @@ def tickets_sla(queue: Optional[str] = QueueOption,
                 output: Optional[Path] = typer.Option(None, "--output", help="write both lists to .csv or .xlsx"),
                 config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
     """Tickets past a deadline and tickets near one (respond: customer not yet answered; resolve: not fixed)."""
-    from pipeline.lifecycle import utc_to_local
+    from pipeline.clock import to_local
     from pipeline.route import Router
     from pipeline.sla import breach_lists, open_clocks
 
@@ -207,7 +207,7 @@ def tickets_sla(queue: Optional[str] = QueueOption,
             table.add_column(column)
         for row in frame.head(limit).itertuples(index=False):
             table.add_row(row.ticket_id, row.clock, row.queue, str(row.priority), row.cause, row.status,
-                          f"{utc_to_local(row.due_at, settings.timezone):%m-%d %H:%M}", f"{row.hours_left:+.1f}")
+                          f"{to_local(row.due_at, settings.timezone):%m-%d %H:%M}", f"{row.hours_left:+.1f}")
         console.print(table)
     if output is not None:
         console.print(f"{len(breached) + len(near)} row(s) → {output}")

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipeline import store
-from pipeline.lifecycle import utc_to_local
+from pipeline.clock import to_local
 
 # queue → (median hours to answer, median hours to fix)
 QUEUE_PACE = {"service-quality": (1, 8), "operations": (4, 30), "technical-support": (2, 14),
@@ -74,6 +74,6 @@ def demo_updates(engine: sa.Engine, now: datetime, timezone: str, seed: int = 20
                 break  # has not happened yet
             rows.append({"ticket_id": ticket.ticket_id, "status": status, "resolution": resolution, "cause": "",
                          "compensation": compensation, "note": note, "by": by,
-                         "at": utc_to_local(at, timezone).isoformat(timespec="minutes")})
+                         "at": to_local(at, timezone).isoformat(timespec="minutes")})
     return pd.DataFrame(rows, columns=["ticket_id", "status", "resolution", "cause", "compensation", "note", "by",
                                        "at"])

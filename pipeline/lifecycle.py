@@ -20,14 +20,14 @@ import getpass
 import math
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
 
 from pipeline import store
+from pipeline.clock import local_iso, to_local, to_utc
 from pipeline.normalise import mask_pii
 from pipeline.schemas import canonical_label
 
@@ -149,21 +149,6 @@ def _canonical(cell: str) -> str:
     return _ALIASES.get(text) or _ALIASES.get(text.lower()) or text.lower().replace(" ", "_")
 
 
-def local_to_utc(value, timezone: str) -> datetime:
-    """A time as stored (naive UTC): aware times are converted, naive ones are read in ``timezone``."""
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize(ZoneInfo(timezone), ambiguous=False, nonexistent="shift_forward")
-    return stamp.tz_convert("UTC").tz_localize(None).to_pydatetime()
-
-
-def utc_to_local(value: datetime | None, timezone: str) -> datetime | None:
-    """A stored (naive UTC) time in ``timezone``, aware."""
-    if value is None or pd.isna(value):
-        return None
-    return pd.Timestamp(value).to_pydatetime().replace(tzinfo=dt_timezone.utc).astimezone(ZoneInfo(timezone))
-
-
 def parse_update(cells: dict, *, where: str, source: str, default_by: str | None,
                  timezone: str) -> tuple[TicketUpdate | None, list[Problem]]:
     """One update from text cells (a file row, CLI options or a JSON body); problems name the column."""
@@ -193,7 +178,7 @@ def parse_update(cells: dict, *, where: str, source: str, default_by: str | None
     at = None
     if cell("at"):
         try:
-            at = local_to_utc(cell("at"), timezone)
+            at = to_utc(cell("at"), timezone)
         except (ValueError, TypeError):
             problems.append(Problem(where, "at", f"{cell('at')!r} is not a time; use e.g. 2026-11-23 14:05"))
     by = cell("by") or (default_by or "").strip()
@@ -407,8 +392,7 @@ def ticket_state(engine: sa.Engine, ticket_id: str) -> TicketState | None:
 def state_as_json(state: TicketState, timezone: str) -> dict:
     """A ticket's lifecycle for people and tools: times in ``timezone`` with their offset."""
     def local(value):
-        converted = utc_to_local(value, timezone)
-        return converted.isoformat(timespec="seconds") if converted else None
+        return local_iso(value, timezone)
 
     return {"ticket_id": state.ticket_id, "complaint_id": state.complaint_id, "status": state.status,
             "cause": state.cause, "corrected_cause": state.corrected_cause, "resolution": state.resolution,
@@ -421,7 +405,7 @@ def state_as_json(state: TicketState, timezone: str) -> dict:
 def lifecycle_columns(ticket, timezone: str) -> dict:
     """A stored ticket row's current lifecycle for exports (the payload keeps what was first delivered)."""
     def local(value):
-        converted = utc_to_local(value, timezone)
+        converted = to_local(value, timezone)
         return converted.strftime("%Y-%m-%d %H:%M") if converted else ""
 
     return {"status": ticket.status, "acknowledged_at": local(ticket.acknowledged_at),
