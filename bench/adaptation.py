@@ -45,9 +45,10 @@ def adapted(base_model: CauseModel, shipped, company, folds: int) -> CauseModel:
 
 def curve(base_model, shipped, pool, test, budgets, strategy: str, seed: int) -> list[dict]:
     """Scores after each budget of labels (the review policy stays the base model's: choosing it costs a
-    cross-validation per point, done once at the end by ``review_figures``)."""
+    cross-validation per point, done once per strategy in ``main`` at ``--review-at`` labels)."""
     order = np.random.default_rng(seed).permutation(len(pool))
-    points = text_points(model_features(base_model.estimator, pool["text"]), seed=seed)
+    chosen = strategy == "chosen"
+    points = text_points(model_features(base_model.estimator, pool["text"]), seed=seed) if chosen else None
     labelled = np.zeros(0, dtype=int)
     current = base_model
     rows = [{"labels": 0, **scores(base_model, test)}]
