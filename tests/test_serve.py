@@ -79,7 +79,9 @@ def test_serve_registers_the_nightly_schedule_and_runs_on_demand(tmp_path):
             assert schedules == [{"cron": "30 1 * * *", "timezone": "Asia/Shanghai", "day_or": True}]
             assert deployment["parameters"]["source"] == str(SAMPLE)
 
-            run = client.post(f"/deployments/{deployment['id']}/create_flow_run", json={}).json()
+            # A loaded machine's server can refuse a request for a moment (its SQLite busy): ask until it answers.
+            run = _wait_for(lambda: _get_json(client, "POST", f"/deployments/{deployment['id']}/create_flow_run",
+                                              json={}), 60, "flow run created", [server, serving])
 
             def finished():
                 state = _get_json(client, "GET", f"/flow_runs/{run['id']}")
