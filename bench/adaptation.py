@@ -19,11 +19,11 @@ import time
 import numpy as np
 
 from bench.industries import industry_scores
-from pipeline.adapt import adapt_model, model_features, text_points, uncertain_and_diverse, uncertainty
-from pipeline.classify import CauseModel, classify_texts, load_trained_model
+from pipeline.training.adapt import adapt_model, model_features, text_points, uncertain_and_diverse, uncertainty
+from pipeline.model.classify import CauseModel, classify_texts, load_trained_model
 from pipeline.config import DATA_DIR, MODELS_DIR
-from pipeline.devsets import load_dev_sets
-from pipeline.training import read_labelled
+from pipeline.training.devsets import load_dev_sets
+from pipeline.training.evaluation import read_labelled
 
 POOL_LABELS = DATA_DIR / "devsets" / "pool_labels.csv"
 REVIEW_PRECISION = 0.85

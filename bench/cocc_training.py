@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT
-from pipeline.training import read_labelled, train_model
+from pipeline.training.evaluation import read_labelled, train_model
 
 
 def main() -> None:

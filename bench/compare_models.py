@@ -16,11 +16,11 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from bench.industries import evaluation_sets, score_model
-from pipeline.classify import CauseModel, ReviewPolicy, load_lexicon_model
+from pipeline.model.classify import CauseModel, ReviewPolicy, load_lexicon_model
 from pipeline.config import DATA_DIR, MODELS_DIR
-from pipeline.model import build_pipeline
-from pipeline.schemas import CAUSES
-from pipeline.training import apply_weighting, cause_macro_f1, read_labelled
+from pipeline.model.cause_model import build_pipeline
+from pipeline.labels import CAUSES
+from pipeline.training.evaluation import apply_weighting, cause_macro_f1, read_labelled
 
 # name → (estimator, weighting): the recipes this session chose between
 RECIPES = {

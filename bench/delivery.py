@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import store
-from pipeline.classify import decide, ReviewPolicy
+from pipeline.storage import store
+from pipeline.model.classify import decide, ReviewPolicy
 from pipeline.config import load_settings
-from pipeline.deliver import deliver_pending
-from pipeline.escalation import Escalator
-from pipeline.process import build_records
-from pipeline.route import Router
-from pipeline.schemas import CAUSES, NONE_LABEL
+from pipeline.delivery.outbox import deliver_pending
+from pipeline.routing.escalation import Escalator
+from pipeline.nightly.batch import build_records
+from pipeline.routing.router import Router
+from pipeline.labels import CAUSES, NONE_LABEL
 
 TEXTS = ["服务员态度很差，说话很不耐烦", "排队两个小时没人管，我要打12315投诉", "空调坏了，插座漏电，孩子受伤了",
          "乱收费，价格不透明", "今天天气不错"]

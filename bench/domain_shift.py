@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from bench.compare_models import scores
-from pipeline.classify import CauseModel, ReviewPolicy, classify_texts
+from pipeline.model.classify import CauseModel, ReviewPolicy, classify_texts
 from pipeline.config import DATA_DIR
-from pipeline.model import build_pipeline
-from pipeline.schemas import CAUSES
-from pipeline.training import read_labelled
+from pipeline.model.cause_model import build_pipeline
+from pipeline.labels import CAUSES
+from pipeline.training.evaluation import read_labelled
 
 DOMAIN_WORDS = {
     "book": ("书", "作者", "内容", "读", "文字", "故事", "出版", "印刷"),

@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from pipeline.classify import CauseModel, classify_texts, load_trained_model
+from pipeline.model.classify import CauseModel, classify_texts, load_trained_model
 from pipeline.config import DATA_DIR, MODELS_DIR
-from pipeline.devsets import load_dev_sets
-from pipeline.model import use_segmenter_engine
-from pipeline.model_card import write_adapted_model_card, write_model_card
-from pipeline.schemas import CAUSES, NONE_LABEL
-from pipeline.training import bootstrap_interval, cause_macro_f1, read_labelled
+from pipeline.training.devsets import load_dev_sets
+from pipeline.model.cause_model import use_segmenter_engine
+from pipeline.training.model_card import write_adapted_model_card, write_model_card
+from pipeline.labels import CAUSES, NONE_LABEL
+from pipeline.training.evaluation import bootstrap_interval, cause_macro_f1, read_labelled
 
 LABELS = [*CAUSES, NONE_LABEL]
 

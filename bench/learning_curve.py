@@ -10,10 +10,10 @@ import argparse
 import pandas as pd
 
 from bench.compare_models import scores
-from pipeline.classify import CauseModel, ReviewPolicy, classify_texts
+from pipeline.model.classify import CauseModel, ReviewPolicy, classify_texts
 from pipeline.config import DATA_DIR
-from pipeline.model import build_pipeline
-from pipeline.training import read_labelled
+from pipeline.model.cause_model import build_pipeline
+from pipeline.training.evaluation import read_labelled
 
 
 def main() -> None:

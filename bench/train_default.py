@@ -17,11 +17,11 @@ import json
 import time
 
 from bench.industries import evaluation_sets, markdown_table, score_model
-from pipeline.classify import load_lexicon_model, load_trained_model
+from pipeline.model.classify import load_lexicon_model, load_trained_model
 from pipeline.config import DATA_DIR, MODELS_DIR
-from pipeline.devsets import DevSetError
-from pipeline.model_card import write_model_card
-from pipeline.training import evaluate_model, read_labelled, train_model
+from pipeline.training.devsets import DevSetError
+from pipeline.training.model_card import write_model_card
+from pipeline.training.evaluation import evaluate_model, read_labelled, train_model
 
 REVIEW_PRECISION = 0.85  # the product's bar for complaints routed without review
 

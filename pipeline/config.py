@@ -22,7 +22,7 @@ MODELS_DIR = PROJECT_ROOT / "models"
 ENV_PREFIX = "COMPLAINTS_"
 # sha256 of models/default/model.joblib: pinned here, apart from the artifact's own metadata, so that a
 # swapped model folder is refused. Retraining the shipped model means updating this line.
-SHIPPED_MODEL_SHA256 = "7d7b016efa7a61fe7f98545cfe820df8775b126f5aad4ca1523f333f7c438fae"
+SHIPPED_MODEL_SHA256 = "ff290d5f7caa2a2f2763e187a2756467ed10e843be5df59502bc10d4fb0fe4e8"
 
 
 class ConfigError(ValueError):
@@ -50,7 +50,7 @@ class WebhookTarget(BaseModel):
 
 
 class TrendSettings(BaseModel):
-    """Cause-trend aggregation and spike alerts (the method is described in ``pipeline/trends.py``)."""
+    """Cause-trend aggregation and spike alerts (the method is described in ``pipeline/reporting/trends.py``)."""
 
     model_config = ConfigDict(extra="forbid")
     period: Literal["day", "week", "month"] = "week"

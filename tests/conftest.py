@@ -18,7 +18,7 @@ SHARED_DIR = PROJECT_ROOT.parent / "shared"
 def no_process_outlives_the_tests():
     """Whatever the tests started and left running (a server, a pool's workers) ends with the session."""
     yield
-    from pipeline.reaper import descendants, end_processes
+    from pipeline.nightly.reaper import descendants, end_processes
 
     end_processes(descendants(os.getpid()), grace_seconds=5)
 

@@ -13,10 +13,10 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from bench.abuse_inputs import LONG_ID, ROW_KINDS, build
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import load_settings
-from pipeline.normalise import mask_pii
-from pipeline.validate import parse_timestamps
+from pipeline.text.normalise import mask_pii
+from pipeline.ingest.validate import parse_timestamps
 from ticket_helpers import everything_stored, text_of
 
 pytestmark = pytest.mark.flow
@@ -64,7 +64,7 @@ def _formula_cells(path) -> list[str]:
 
 
 def _exports(settings, folder) -> list:
-    from pipeline.cli import app
+    from pipeline.cli.app import app
 
     paths = []
     for name in ("tickets.xlsx", "tickets.csv"):

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.adapt import (AdaptationError, adapt_model, adaptation_weights, select_for_labelling,
+from pipeline.training.adapt import (AdaptationError, adapt_model, adaptation_weights, select_for_labelling,
                             shipped_training_rows, uncertain_and_diverse, uncertainty)
-from pipeline.classify import CauseModel, load_trained_model
-from pipeline.cli import app
+from pipeline.model.classify import CauseModel, load_trained_model
+from pipeline.cli.app import app
 from pipeline.config import DATA_DIR, MODELS_DIR
-from pipeline.schemas import canonical_label
-from pipeline.training import read_labelled
+from pipeline.labels import canonical_label
+from pipeline.training.evaluation import read_labelled
 
 runner = CliRunner()
 
@@ -33,7 +33,7 @@ def test_labels_are_read_in_english_or_chinese():
 
 
 def test_review_import_takes_the_chinese_cause_names_the_report_shows(lexicon_settings, tmp_path):
-    from pipeline import store
+    from pipeline.storage import store
     from ticket_helpers import process_file, write_complaints
 
     process_file(lexicon_settings, write_complaints(tmp_path / "in.csv"))

@@ -10,11 +10,11 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from pipeline import store
-from pipeline.audit import adjusted_shares, post_stratified_shares
-from pipeline.cli import app
+from pipeline.storage import store
+from pipeline.reporting.audit import adjusted_shares, post_stratified_shares
+from pipeline.cli.app import app
 from pipeline.config import load_settings
-from pipeline.report import build_report, render_markdown, write_report_files
+from pipeline.reporting.report import build_report, render_markdown, write_report_files
 from trend_data import synthetic_rows, write_to_store
 
 LABELS = np.array(["personnel", "process", "technology", "management", "customer", "random", "none"])

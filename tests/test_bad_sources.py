@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.config import PROJECT_ROOT, ColumnMapping, load_settings
-from pipeline.ingest import RawChunk, map_columns
-from pipeline.schemas import QuarantinedRow, QuarantineReason
-from pipeline.validate import MostlyQuarantinedError, QuarantineTally, validate_rows
+from pipeline.ingest.sources import RawChunk, map_columns
+from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
+from pipeline.ingest.validate import MostlyQuarantinedError, QuarantineTally, validate_rows
 
 TEXTS = ["前台服务员态度很差，爱答不理", "房间空调坏了一晚上没人修", "快递送错了地址，客服也不处理",
          "排队等了两个小时，流程太混乱", "乱收费，经理也不管"]

@@ -8,9 +8,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from pipeline import deliver, store
+from pipeline.delivery import outbox as deliver
+from pipeline.storage import store
 from pipeline.config import ConfigError, load_settings
-from pipeline.deliver import deliver_pending, ticket_file
+from pipeline.delivery.outbox import deliver_pending, ticket_file
 from ticket_helpers import COMPLAINTS, WebhookReceiver, process_file, write_complaints
 
 

@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable
 
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import DATA_DIR, ConfigError, load_settings
-from pipeline.escalation import Escalator, Trigger, count_earlier, escalate
-from pipeline.privacy import Privacy
-from pipeline.route import Router
+from pipeline.routing.escalation import Escalator, Trigger, count_earlier, escalate
+from pipeline.text.privacy import Privacy
+from pipeline.routing.router import Router
 from ticket_helpers import process_file, write_complaints
 
 RULES = DATA_DIR / "routing" / "escalation.toml"

@@ -9,9 +9,9 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.normalise import mask_pii
-from pipeline.spreadsheet import EXCEL_MAX_CELL_CHARS, FORMULA_STARTS, unguard_cell, write_table
+from pipeline.cli.app import app
+from pipeline.text.normalise import mask_pii
+from pipeline.delivery.spreadsheet import EXCEL_MAX_CELL_CHARS, FORMULA_STARTS, unguard_cell, write_table
 from ticket_helpers import process_file, write_complaints
 
 runner = CliRunner()

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"
@@ -139,7 +139,7 @@ def test_run_logs_are_redacted_before_any_handler_sees_them(caplog):
     import logging
     import warnings
 
-    from pipeline.runlog import redact_run_logs
+    from pipeline.nightly.summary import redact_run_logs
 
     redact_run_logs()
     logger = logging.getLogger("prefect.task_runs")
@@ -172,7 +172,7 @@ def test_a_tampered_artifact_is_refused_before_anything_is_unpickled(tmp_path):
     import subprocess
     import sys
 
-    from pipeline.registry import save_artifact
+    from pipeline.model.registry import save_artifact
 
     marker = tmp_path / "payload-ran"
     folder = tmp_path / "swapped"
@@ -191,8 +191,8 @@ def test_a_model_from_another_scikit_learn_is_refused_and_a_trusted_one_loads(tm
 
     from sklearn.dummy import DummyClassifier
 
-    from pipeline.classify import load_trained_model
-    from pipeline.registry import ModelIntegrityError, save_artifact
+    from pipeline.model.classify import load_trained_model
+    from pipeline.model.registry import ModelIntegrityError, save_artifact
 
     folder = tmp_path / "mine"
     metadata = save_artifact(DummyClassifier().fit([[0], [1]], ["a", "b"]), {"name": "mine"}, folder)
@@ -206,7 +206,7 @@ def test_a_model_from_another_scikit_learn_is_refused_and_a_trusted_one_loads(tm
 
 
 def test_the_shipped_model_is_trusted_by_default():
-    from pipeline.classify import load_model
+    from pipeline.model.classify import load_model
     from pipeline.config import load_settings
 
     assert load_model(load_settings()).labels

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"
@@ -107,7 +107,8 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
 
 HOLD_LEASE = """
 import sys, time
-from pipeline import runlock, store
+from pipeline.storage import runlock
+from pipeline.storage import store
 engine = store.connect(sys.argv[1])
 runlock.acquire(engine, "20261123T020000-holder")
 store.start_run(engine, "20261123T020000-holder", "elsewhere.csv", "v", None)

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.classify import ReviewPolicy, classify_texts, decide, load_trained_model
+from pipeline.model.classify import ReviewPolicy, classify_texts, decide, load_trained_model
 from pipeline.config import PROJECT_ROOT
-from pipeline.datasets import curate_synthetic
-from pipeline.devsets import DevSetError, load_dev_sets
-from pipeline.model import ComplaintThenCause, build_pipeline, class_weights_matrix
-from pipeline.reserved import is_reserved
-from pipeline.runlog import familiarity_note
-from pipeline.training import TARGET_CLASS_PRIOR, read_labelled, train_model, training_weights
-from pipeline.trends import Window, build_trends, unfamiliar_warning
+from pipeline.training.datasets import curate_synthetic
+from pipeline.training.devsets import DevSetError, load_dev_sets
+from pipeline.model.cause_model import ComplaintThenCause, build_pipeline, class_weights_matrix
+from pipeline.training.reserved import is_reserved
+from pipeline.nightly.summary import familiarity_note
+from pipeline.training.evaluation import TARGET_CLASS_PRIOR, read_labelled, train_model, training_weights
+from pipeline.reporting.trends import Window, build_trends, unfamiliar_warning
 from pipeline.config import TrendSettings
 
 from tests.trend_data import synthetic_rows

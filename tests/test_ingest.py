@@ -5,8 +5,8 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.config import ColumnMapping
-from pipeline.ingest import SourceError, detect_encoding, iter_raw_chunks, map_columns, stable_id
-from pipeline.schemas import QuarantineReason
+from pipeline.ingest.sources import SourceError, detect_encoding, iter_raw_chunks, map_columns, stable_id
+from pipeline.ingest.quarantine import QuarantineReason
 
 ROWS = [("A1", "前台服务员态度很差", "2026-11-01 10:00", "app"),
         ("A2", "房间空调坏了，没有热水", "2026-11-02 11:30", "hotline"),

@@ -8,16 +8,18 @@ from datetime import timedelta
 
 import pytest
 
-from pipeline import runlock, store
+from pipeline.storage import runlock
+from pipeline.storage import store
 from pipeline.config import PROJECT_ROOT, load_settings
-from pipeline.deliver import deliver_pending
+from pipeline.delivery.outbox import deliver_pending
 from ticket_helpers import COMPLAINTS, WebhookReceiver, process_file, write_complaints
 
 DELIVER_AS_A = """
 import json, sys
-from pipeline import runlock, store
+from pipeline.storage import runlock
+from pipeline.storage import store
 from pipeline.config import load_settings
-from pipeline.deliver import deliver_pending
+from pipeline.delivery.outbox import deliver_pending
 settings = load_settings(work_dir=sys.argv[1], webhooks={"*": {"url": sys.argv[2]}}, webhook_max_attempts=1)
 engine = store.connect(settings.resolved_database_url)
 lease = runlock.acquire(engine, "run-A")

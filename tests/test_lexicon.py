@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.classify import classify_texts, load_lexicon_model
-from pipeline.lexicon import LexiconClassifier, load_lexicon, match_terms
+from pipeline.model.classify import classify_texts, load_lexicon_model
+from pipeline.model.lexicon import LexiconClassifier, load_lexicon, match_terms
 
 
 @pytest.fixture(scope="module")

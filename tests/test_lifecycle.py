@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import store
-from pipeline.cli import app
+from pipeline.storage import store
+from pipeline.cli.app import app
 from pipeline.config import PROJECT_ROOT
-from pipeline.tickets import ticket_id_for
+from pipeline.tickets.build import ticket_id_for
 from ticket_helpers import process_file, write_complaints
 
 runner = CliRunner()
@@ -170,7 +170,7 @@ def test_a_batch_with_a_bad_row_changes_nothing_and_names_every_problem(processe
 
 @pytest.fixture
 def api(processed):
-    from pipeline.ticket_api import TicketUpdateServer
+    from pipeline.tickets.api import TicketUpdateServer
 
     engine = store.connect(processed.resolved_database_url)
     server = TicketUpdateServer(engine, processed, TOKEN)

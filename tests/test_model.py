@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from pipeline.classify import classify_texts, decide, load_trained_model, ReviewPolicy
-from pipeline.model import build_pipeline
-from pipeline.registry import ModelIntegrityError
-from pipeline.training import TrainingDataError, read_labelled, train_model
+from pipeline.model.classify import classify_texts, decide, load_trained_model, ReviewPolicy
+from pipeline.model.cause_model import build_pipeline
+from pipeline.model.registry import ModelIntegrityError
+from pipeline.training.evaluation import TrainingDataError, read_labelled, train_model
 from pipeline.config import PROJECT_ROOT
 
 TRAIN = PROJECT_ROOT / "data" / "training" / "train.csv"
@@ -105,7 +105,7 @@ def test_review_policy_flags_low_confidence_small_margin_and_none():
 
 
 def test_explanation_terms_are_readable():
-    from pipeline.model import _add_readable_term
+    from pipeline.model.cause_model import _add_readable_term
 
     terms: list[str] = []
     for feature in ["「费」", "「元,」", "「0元」", "航班", "「航班取消」", "要求 尽快", "「取消」", "APP"]:

@@ -2,7 +2,7 @@ import unicodedata
 
 import pytest
 
-from pipeline.normalise import TextNormaliser, has_letters, mask_pii, normalise_text
+from pipeline.text.normalise import TextNormaliser, has_letters, mask_pii, normalise_text
 
 
 def test_nfkc_turns_full_width_into_half_width():

@@ -6,12 +6,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import ConfigError, load_settings
-from pipeline.ingest import iter_raw_chunks
-from pipeline.privacy import Privacy
-from pipeline.process import prepare_batch
-from pipeline.runlog import append_quarantine_file
+from pipeline.ingest.sources import iter_raw_chunks
+from pipeline.text.privacy import Privacy
+from pipeline.nightly.batch import prepare_batch
+from pipeline.nightly.summary import append_quarantine_file
 from ticket_helpers import everything_stored, process_file, text_of
 
 PHONE, CUSTOMER, ID_NUMBER, CARD = "13812345678", "VIP-88231", "110101900307123", "6222021234567890"
@@ -97,7 +97,7 @@ def test_customer_references_are_stable_keyed_and_not_the_value(tmp_path):
 
 
 def test_reports_are_not_split_by_a_personal_column(lexicon_settings, tmp_path):
-    from pipeline.cli import app
+    from pipeline.cli.app import app
 
     process_file(lexicon_settings, _write(tmp_path / "in.csv"))
     result = CliRunner().invoke(app, ["trends", "--by", "customer_id", "--work-dir", str(lexicon_settings.work_dir)])

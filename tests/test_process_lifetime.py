@@ -9,9 +9,9 @@ import time
 
 import sqlalchemy as sa
 
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import PROJECT_ROOT
-from pipeline.reaper import descendants, end_processes
+from pipeline.nightly.reaper import descendants, end_processes
 
 
 def _cli(args, work_dir, prefect_home):
@@ -34,7 +34,7 @@ def _stored(url: str) -> int:
 
 
 def _alive(processes: dict[int, int]) -> list[int]:
-    from pipeline.reaper import _stat
+    from pipeline.nightly.reaper import _stat
 
     return [pid for pid, started in processes.items() if (_stat(pid) or (0, None))[1] == started]
 
@@ -82,7 +82,7 @@ def test_kill_9_leaves_no_process_behind_and_the_next_run_marks_it_crashed(tmp_p
 
 
 def test_classification_workers_are_not_forks_of_the_multi_threaded_parent():
-    from pipeline.classify import PARALLEL_MIN_ROWS, ParallelClassifier, load_lexicon_model
+    from pipeline.model.classify import PARALLEL_MIN_ROWS, ParallelClassifier, load_lexicon_model
 
     texts = [f"第{i}位顾客：服务员态度很差" for i in range(PARALLEL_MIN_ROWS)]
     with ParallelClassifier(load_lexicon_model(), 2) as classifier:

@@ -10,12 +10,12 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from pipeline import store
-from pipeline.classify import load_model
-from pipeline.cli import app
+from pipeline.storage import store
+from pipeline.model.classify import load_model
+from pipeline.cli.app import app
 from pipeline.config import PROJECT_ROOT, load_settings
-from pipeline.recovery import build_recovery, read_recovery_rows
-from pipeline.report import build_report, render_markdown, write_report_files
+from pipeline.reporting.recovery import build_recovery, read_recovery_rows
+from pipeline.reporting.report import build_report, render_markdown, write_report_files
 from ticket_helpers import process_file
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"

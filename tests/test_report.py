@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import PROJECT_ROOT, load_settings
-from pipeline.report import CAUSE_COLOURS, build_report, write_report_files
+from pipeline.reporting.report import CAUSE_COLOURS, build_report, write_report_files
 from trend_data import synthetic_rows, write_to_store
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"
@@ -170,9 +170,9 @@ def test_the_report_in_english(work_dir, tmp_path):
 def test_an_alert_is_said_by_the_test_that_passed():
     """The cause kept its count (30 a week) while the other complaints fell away: its share doubled. The
     alert speaks of the share, never of a count 'below expectation'."""
-    from pipeline.report import alert_sentence
-    from pipeline.report_text import language
-    from pipeline.trends import Window, build_trends
+    from pipeline.reporting.report import alert_sentence
+    from pipeline.reporting.language import language
+    from pipeline.reporting.trends import Window, build_trends
 
     start, rows = pd.Timestamp("2026-10-05"), []
     for week, (personnel, other) in enumerate([(30, 70), (30, 70), (30, 70), (30, 15)]):
@@ -198,7 +198,7 @@ def test_markdown_renders_hostile_data_as_plain_text(tmp_path):
     markdown renderer (CommonMark + tables), none of it becomes markup, and every table keeps its shape."""
     from markdown_it import MarkdownIt
 
-    from pipeline.report import render_markdown
+    from pipeline.reporting.report import render_markdown
 
     rows = synthetic_rows(seed=21, days=126, per_day=60,
                           spike={"channel": "app", "cause": "technology", "factor": 3.0, "last_days": 14})
@@ -255,7 +255,7 @@ def test_the_trends_command_writes_each_format_and_fails_clearly(work_dir, tmp_p
 def test_the_trends_command_names_what_to_change(work_dir, tmp_path, arguments, message):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from pipeline.cli.app import app
 
     arguments = [str(tmp_path / a) if a.startswith("report.") else a for a in arguments]
     result = CliRunner().invoke(app, ["trends", "--work-dir", str(work_dir), *arguments])
@@ -265,7 +265,7 @@ def test_the_trends_command_names_what_to_change(work_dir, tmp_path, arguments, 
 def test_the_trends_command_on_an_empty_store_says_what_to_do(tmp_path):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from pipeline.cli.app import app
 
     result = CliRunner().invoke(app, ["trends", "--work-dir", str(tmp_path / "empty")])
     assert result.exit_code == 1 and "no classified complaints yet: run `complaints run SOURCE` first" in result.output
@@ -303,7 +303,7 @@ def test_the_nightly_flow_writes_the_report_and_publishes_artifacts(prefect_harn
 
 
 def test_text_bars_draw_shares_in_block_characters():
-    from pipeline.report import stacked_text_bar, text_bar
+    from pipeline.reporting.report import stacked_text_bar, text_bar
 
     assert text_bar(0.5, width=10) == "█████" and text_bar(0.05, width=10) == "▌" and text_bar(None) == ""
     bar = stacked_text_bar({"same_day": 1, "next_day": 0, "later": 2, "open_late": 0, "open": 1}, width=8)

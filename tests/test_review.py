@@ -9,13 +9,13 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from pipeline import store
-from pipeline.cli import app
+from pipeline.storage import store
+from pipeline.cli.app import app
 from pipeline.config import load_settings
-from pipeline.normalise import mask_pii
-from pipeline.reserved import is_reserved
-from pipeline.review import review_candidates
-from pipeline.training import read_labelled
+from pipeline.text.normalise import mask_pii
+from pipeline.training.reserved import is_reserved
+from pipeline.training.review import review_candidates
+from pipeline.training.evaluation import read_labelled
 from ticket_helpers import COMPLAINTS, WebhookReceiver, process_file, write_complaints
 
 runner = CliRunner()
@@ -164,7 +164,7 @@ def test_redeliver_exits_non_zero_while_a_receiver_refuses(tmp_path):
 
 
 def test_redeliver_waits_while_a_run_holds_the_database(processed):
-    from pipeline import runlock
+    from pipeline.storage import runlock
 
     engine = store.connect(processed.resolved_database_url)
     holder_id = "20261123T020000-live"

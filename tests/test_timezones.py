@@ -6,8 +6,8 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from pipeline import store
-from pipeline.validate import parse_timestamps
+from pipeline.storage import store
+from pipeline.ingest.validate import parse_timestamps
 from ticket_helpers import process_file
 
 ROWS = [("LATE", "服务员态度很差", "2026-11-23 23:30"),  # local, no zone: the 23rd in Shanghai

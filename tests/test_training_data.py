@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DATA_DIR
-from pipeline.datasets import build_labelled_set, is_heldout, LABELS_DIR, TRAINING_DIR
-from pipeline.reserved import is_reserved
-from pipeline.schemas import CAUSES, NONE_LABEL
+from pipeline.training.datasets import build_labelled_set, is_heldout, LABELS_DIR, TRAINING_DIR
+from pipeline.training.reserved import is_reserved
+from pipeline.labels import CAUSES, NONE_LABEL
 
 SHARED_RESERVED = DATA_DIR.parent.parent / "shared" / "tools" / "reserved.py"
 EVALUATION_DIR = DATA_DIR.parent.parent / "shared" / "evaluation"

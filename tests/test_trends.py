@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from pipeline import store
+from pipeline.storage import store
 from pipeline.config import TrendSettings
-from pipeline.trends import OVERALL, TrendError, Window, build_trends, default_window, period_label
+from pipeline.reporting.trends import OVERALL, TrendError, Window, build_trends, default_window, period_label
 from trend_data import CHANNELS, synthetic_rows
 
 RULE = TrendSettings()

@@ -1,9 +1,9 @@
 import pandas as pd
 
 from pipeline.config import ColumnMapping
-from pipeline.ingest import RawChunk, map_columns
-from pipeline.schemas import QuarantineReason
-from pipeline.validate import parse_timestamps, validate_rows
+from pipeline.ingest.sources import RawChunk, map_columns
+from pipeline.ingest.quarantine import QuarantineReason
+from pipeline.ingest.validate import parse_timestamps, validate_rows
 
 
 def _frame(rows):

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pipeline import store
-from pipeline.classify import classify_texts, load_lexicon_model
-from pipeline.escalation import Escalator
-from pipeline.ingest import iter_raw_chunks
-from pipeline.process import build_records, prepare_batch, store_batch
-from pipeline.route import Router
+from pipeline.storage import store
+from pipeline.model.classify import classify_texts, load_lexicon_model
+from pipeline.routing.escalation import Escalator
+from pipeline.ingest.sources import iter_raw_chunks
+from pipeline.nightly.batch import build_records, prepare_batch, store_batch
+from pipeline.routing.router import Router
 
 COMPLAINTS = [
     # id, text, created_at, channel, store, customer_id

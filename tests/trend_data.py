@@ -47,7 +47,7 @@ def synthetic_rows(*, seed: int, days: int = 182, per_day: float = 300, causes: 
 def write_to_store(engine, rows: pd.DataFrame, texts: dict[str, str] | None = None) -> None:
     """Store rows made by ``synthetic_rows`` as real complaints and predictions (texts default to a stub).
     Their times are local (the default time zone); the store holds UTC."""
-    from pipeline import store
+    from pipeline.storage import store
     from pipeline.clock import utc_wall_times
     from pipeline.config import Settings
 

@@ -1,0 +1,153 @@
+"""Row checks: every row either passes on to classification or is quarantined with a reason."""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.clock import utc_wall_times
+from pipeline.config import ColumnMapping, Settings
+from pipeline.text.normalise import has_letters, mask_pii
+from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
+
+_CHINESE_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
+
+
+_ZONE_SUFFIX = re.compile(r"\d(?:\s*Z|\s*(?:UTC|GMT)?[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+
+
+def parse_timestamps(values: pd.Series, timezone: str = "UTC") -> pd.Series:
+    """Vectorised date parsing: ISO forms in one pass, other common export forms one by one. Naive UTC comes
+    back: time-zone aware values converted, values without a zone read in ``timezone``. Empty and
+    unparseable values both come back as NaT."""
+    cleaned = values.fillna("").astype(str).str.strip().map(
+        lambda v: _CHINESE_DATE.sub(lambda m: f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d} ", v).strip() if "年" in v else v)
+    parsed = pd.to_datetime(cleaned, errors="coerce", format="ISO8601", utc=True)
+    retry = parsed.isna() & (cleaned != "")
+    if retry.any():
+        parsed[retry] = pd.to_datetime(cleaned[retry], errors="coerce", format="mixed", utc=True)
+    parsed = parsed.dt.tz_convert(None)
+    # a year such as 9999 or 1600 parses (in µs) but has no nanosecond timestamp: unparseable, not a crashed run
+    parsed = parsed.where(parsed.between(pd.Timestamp.min, pd.Timestamp.max)).astype("datetime64[ns]")
+    naive = ~cleaned.str.contains(_ZONE_SUFFIX) & parsed.notna()
+    if timezone != "UTC" and naive.any():
+        parsed[naive] = utc_wall_times(parsed[naive], timezone)
+    return parsed
+
+
+SHOWN_CHARS = 40
+
+
+def shown_value(value: str) -> str:
+    """A cell's value as a message may quote it: PII-masked first, then shortened."""
+    masked = mask_pii(str(value))
+    return masked if len(masked) <= SHOWN_CHARS else masked[:SHOWN_CHARS] + "…"
+
+
+def _column_names(metadata: dict) -> str:
+    # masked: a file without a header row has a data row, maybe a phone number, where the names should be
+    return ", ".join(mask_pii(str(name)) for name in metadata) or "none"
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: int,
+                  text_column: str = "text", date_column: str = "created_at", timezone: str = "UTC"
+                  ) -> tuple[pd.DataFrame, list[QuarantinedRow]]:
+    """Split mapped rows into good rows and quarantined ones. ``seen_ids`` carries ids across chunks."""
+    quarantined: list[QuarantinedRow] = []
+    keep: list[int] = []
+    stamps = parse_timestamps(frame["created_at_raw"], timezone) if len(frame) else pd.Series([], dtype="datetime64[ns]")
+    for position, row in enumerate(frame.itertuples(index=False)):
+        raw = {"id": row.complaint_id, "text": row.text, "created_at": row.created_at_raw,
+               "channel": row.channel, **row.metadata}
+
+        def reject(column: str, reason: QuarantineReason, detail: str) -> None:
+            quarantined.append(QuarantinedRow(row.source, row.source_row, column, reason, detail, raw))
+
+        if not row.has_text_column:
+            reject(text_column, QuarantineReason.MISSING_COLUMN,
+                   f"no column {text_column!r}; columns not mapped: {_column_names(row.metadata)}")
+        elif not row.text.strip():
+            reject(text_column, QuarantineReason.EMPTY_TEXT, "text is empty or whitespace")
+        elif not has_letters(row.text):
+            reject(text_column, QuarantineReason.NO_LETTERS,  # not echoed: often a bare phone number
+                   f"the text ({len(row.text.strip())} characters) has no letters")
+        elif row.complaint_id in seen_ids:
+            reject("id", QuarantineReason.DUPLICATE_IN_SOURCE,
+                   f"id {shown_value(row.complaint_id)!r} appears earlier in this source")
+        elif pd.isna(stamps.iloc[position]) and row.created_at_raw.strip():
+            reject(date_column, QuarantineReason.BAD_DATE, f"cannot read {shown_value(row.created_at_raw)!r} as a date")
+        else:
+            seen_ids.add(row.complaint_id)
+            keep.append(position)
+    good = frame.iloc[keep].drop(columns=["has_text_column"]).reset_index(drop=True)
+    good["created_at"] = stamps.iloc[keep].reset_index(drop=True)
+    good["text_truncated"] = good["text"].str.len() > max_text_chars
+    good["content_hash"] = [content_hash(t) for t in good["text"]]
+    return good, quarantined
+
+
+class MostlyQuarantinedError(ValueError):
+    """Nearly every row of a source was quarantined for one reason: a column mapping, the encoding or the
+    export itself is wrong. The message names what to change."""
+
+
+# Row fields ``validate_rows`` puts in a quarantined row's ``raw`` besides the source's other columns.
+_PRODUCT_FIELDS = ("id", "text", "created_at", "channel")
+
+
+def _fix_for(row: QuarantinedRow, columns: ColumnMapping) -> str:
+    """What to change when (nearly) every row was quarantined like ``row``."""
+    field_name = next((name for name, column in columns.model_dump().items() if column == row.column), row.column)
+
+    def remap(name: str, column: str = "NAME") -> str:
+        return f'--column {name}={column} or, in the settings file, [columns] {name} = "{column}"'
+
+    if row.reason == QuarantineReason.MISSING_COLUMN:  # the text column: its likeliest stand-in holds the longest text
+        others = {name: str(value) for name, value in row.raw.items() if name not in _PRODUCT_FIELDS}
+        likeliest = max(others, key=lambda name: len(others[name]), default=None)
+        guess = mask_pii(likeliest) if likeliest and has_letters(others[likeliest]) else "NAME"
+        return f"map the {field_name} column: " + remap(field_name, guess)
+    if row.reason in (QuarantineReason.EMPTY_TEXT, QuarantineReason.NO_LETTERS):
+        return f"is '{row.column}' the complaint text? map the right column: " + remap("text")
+    if row.reason in (QuarantineReason.DUPLICATE_IN_SOURCE, QuarantineReason.ID_CONFLICT):
+        return f"is '{row.column}' the complaint id? map the right column: " + remap("id")
+    if row.reason == QuarantineReason.BAD_DATE:
+        return f"is '{row.column}' the complaint date? map the right column ({remap('created_at')}) or export ISO dates"
+    if row.reason == QuarantineReason.UNDECODABLE:
+        return "give the file's encoding: --encoding big5 (or gb18030, utf-16 …), or encoding = \"…\" in the settings file"
+    return "check the file's separator and quoting (CSV: commas, TSV/TXT: tabs)"
+
+
+@dataclass
+class QuarantineTally:
+    """Quarantine reasons over a whole run, to tell a wrong mapping or export from a few bad rows."""
+
+    by_reason: Counter = field(default_factory=Counter)
+    first: dict[QuarantineReason, QuarantinedRow] = field(default_factory=dict)
+
+    def add(self, rows: list[QuarantinedRow]) -> None:
+        for row in rows:
+            self.by_reason[row.reason] += 1
+            self.first.setdefault(row.reason, row)
+
+    def check(self, rows_read: int, settings: Settings, kept_in: Path | None = None) -> None:
+        """Raise ``MostlyQuarantinedError`` when at least ``quarantine_failure_share`` of the rows were
+        quarantined; the message names the commonest reason and what to change for it."""
+        quarantined = sum(self.by_reason.values())
+        if not rows_read or quarantined < settings.quarantine_failure_share * rows_read:
+            return
+        reason, count = self.by_reason.most_common(1)[0]
+        row = self.first[reason]
+        how_many = f"all {rows_read}" if quarantined == rows_read else f"{quarantined} of {rows_read}"
+        share = "" if count == quarantined else f", {count} of them"
+        kept = f"; the rows are kept in {kept_in}" if kept_in else ""
+        raise MostlyQuarantinedError(f"{row.source}: {how_many} rows were quarantined{share} as {reason.value} "
+                                     f"({row.detail}) — {_fix_for(row, settings.columns)}{kept}")

@@ -1,0 +1,113 @@
+"""Model artifacts on disk: ``model.joblib`` plus ``metadata.json`` holding its sha256.
+
+An artifact whose bytes do not match the recorded checksum is refused: a model that was truncated or
+damaged never classifies a complaint. That checksum sits beside the artifact, so it cannot catch a swap
+of both files: the product loads only artifacts whose sha256 the settings trust (``trusted_models``),
+checked before anything is unpickled (unpickling runs code). A model trained with another
+scikit-learn is refused (its pickle may load and predict wrongly); other library differences are warned of.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from collections.abc import Collection
+from datetime import datetime, timezone
+from pathlib import Path
+
+import joblib
+
+METADATA_FILE = "metadata.json"
+MODEL_FILE = "model.joblib"
+
+
+class ModelIntegrityError(RuntimeError):
+    """The artifact is missing, untrusted, built with another scikit-learn, or its checksum does not match."""
+
+
+logger = logging.getLogger(__name__)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import jieba
+    import numpy
+    import pandas
+    import sklearn
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+            "numpy": numpy.__version__, "pandas": pandas.__version__, "jieba": jieba.__version__,
+            "joblib": joblib.__version__}
+
+
+def save_artifact(estimator, metadata: dict, out_dir: Path | str) -> dict:
+    """Write the estimator and its metadata; returns the metadata as written (with version and sha256)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / MODEL_FILE
+    joblib.dump(estimator, model_path, compress=3)
+    sha = file_sha256(model_path)
+    trained_at = datetime.now(timezone.utc)
+    metadata = {
+        **metadata,
+        "version": f"{metadata.get('name', 'cause-model')}-{trained_at:%Y%m%d}-{sha[:8]}",
+        "trained_at": trained_at.isoformat(timespec="seconds"),
+        "library_versions": library_versions(),
+        "artifact": MODEL_FILE,
+        "sha256": sha,
+    }
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, ensure_ascii=False, indent=2), encoding="utf-8")
+    return metadata
+
+
+def check_library_versions(model_path: Path, recorded: dict[str, str]) -> None:
+    """Refuse a model pickled by another scikit-learn (major.minor); warn of other library differences."""
+    installed = library_versions()
+    trained_with, have = recorded.get("scikit-learn"), installed["scikit-learn"]
+    if trained_with and trained_with.split(".")[:2] != have.split(".")[:2]:
+        raise ModelIntegrityError(
+            f"{model_path}: trained with scikit-learn {trained_with}, this installation has {have}; retrain it "
+            f"with `complaints train` or install scikit-learn=={trained_with}")
+    for name, version in recorded.items():
+        if name in installed and installed[name] != version:
+            logger.warning("%s: trained with %s %s, running %s %s", model_path, name, version, name, installed[name])
+
+
+def load_artifact(model_path: Path | str, trusted: Collection[str] | None = None) -> tuple[object, dict]:
+    """Load ``model.joblib`` (or the folder holding it) after checking its sha256: against ``trusted``
+    (the settings' trusted_models) when given, and against its metadata."""
+    model_path = Path(model_path)
+    if model_path.is_dir():
+        model_path = model_path / MODEL_FILE
+    metadata_path = model_path.parent / METADATA_FILE
+    if not model_path.is_file():
+        raise ModelIntegrityError(f"{model_path}: no model file here; train one with `complaints train`")
+    actual = file_sha256(model_path)
+    if trusted is not None and actual not in trusted:
+        raise ModelIntegrityError(
+            f"{model_path}: sha256 {actual} is not a trusted model, so it is not loaded (loading runs code). "
+            f"If you trust this file, add the hash to trusted_models in your settings file.")
+    if not metadata_path.is_file():
+        raise ModelIntegrityError(f"{metadata_path}: missing; a model without metadata cannot be verified")
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    if actual != metadata.get("sha256"):
+        raise ModelIntegrityError(
+            f"{model_path}: checksum {actual[:12]}… does not match metadata {str(metadata.get('sha256'))[:12]}…; "
+            "the file was changed or damaged — restore it or retrain with `complaints train`")
+    check_library_versions(model_path, metadata.get("library_versions", {}))
+    try:
+        return joblib.load(model_path), metadata
+    except ModuleNotFoundError as exc:
+        if not str(exc.name).startswith("pipeline."):
+            raise
+        raise ModelIntegrityError(
+            f"{model_path}: saved by an earlier layout of this product (it needs the module {exc.name}); "
+            "retrain it with `complaints train`") from exc

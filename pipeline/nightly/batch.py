@@ -1,0 +1,167 @@
+"""The nightly run's per-batch work as plain functions: the Prefect flow only orchestrates these.
+
+raw chunk → mapped rows → validated / quarantined → new vs already seen → classified → routed →
+database records. Every row read ends in exactly one of: classified, quarantined, skipped as already
+seen, skipped as older than the watermark.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from pipeline.storage import store
+from pipeline.config import Settings, WebhookTarget
+from pipeline.delivery.outbox import outbox_entries
+from pipeline.routing.escalation import CustomerHistory, Escalator, as_customer_key, complaint_time, escalate, with_batch
+from pipeline.ingest.sources import RawChunk, map_columns
+from pipeline.text.normalise import mask_pii
+from pipeline.text.privacy import Privacy
+from pipeline.routing.router import Router
+from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
+from pipeline.tickets.build import build_ticket
+from pipeline.ingest.validate import validate_rows
+
+COUNT_FIELDS = ("rows_read", "classified", "quarantined", "skipped_seen", "skipped_before_since")
+
+
+class CountMismatchError(RuntimeError):
+    """Rows read ≠ classified + quarantined + skipped: a row went missing. The run is marked failed."""
+
+
+@dataclass
+class RunCounts:
+    rows_read: int = 0
+    classified: int = 0
+    quarantined: int = 0
+    skipped_seen: int = 0
+    skipped_before_since: int = 0
+
+    def add(self, other: "RunCounts") -> None:
+        for name in COUNT_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in COUNT_FIELDS}
+
+    def check(self) -> None:
+        accounted = self.classified + self.quarantined + self.skipped_seen + self.skipped_before_since
+        if accounted != self.rows_read:
+            raise CountMismatchError(
+                f"rows read {self.rows_read} ≠ classified {self.classified} + quarantined {self.quarantined}"
+                f" + skipped {self.skipped_seen + self.skipped_before_since}")
+
+
+@dataclass
+class PreparedBatch:
+    """Rows that still need classifying, with everything decided about the others."""
+
+    new_rows: pd.DataFrame
+    quarantined: list[QuarantinedRow] = field(default_factory=list)
+    counts: RunCounts = field(default_factory=RunCounts)
+
+
+def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
+                  lookup_stored: Callable[[list[str]], dict[str, str]], since: datetime | None) -> PreparedBatch:
+    """Validate a raw chunk and set aside what is already stored (``lookup_stored``: ids → content hashes).
+
+    ``seen_ids`` (ids of earlier chunks) grows only once the lookup has succeeded: a retry after a failed
+    lookup then sees the chunk as it was, not its own ids as duplicates."""
+    frame = map_columns(chunk, settings.columns)
+    seen_with_chunk = set(seen_ids)
+    good, quarantined = validate_rows(frame, seen_with_chunk, max_text_chars=settings.max_text_chars,
+                                      text_column=settings.columns.text, date_column=settings.columns.created_at,
+                                      timezone=settings.timezone)
+    quarantined = chunk.quarantined + quarantined
+    counts = RunCounts(rows_read=chunk.rows_read)
+    if since is not None and len(good):
+        before = good["created_at"].notna() & (good["created_at"] < pd.Timestamp(since))
+        counts.skipped_before_since = int(before.sum())
+        good = good[~before]
+    stored = lookup_stored(good["complaint_id"].tolist()) if len(good) else {}
+    seen_ids.update(seen_with_chunk)
+    already = pd.Series([cid in stored for cid in good["complaint_id"]], index=good.index, dtype=bool)
+    same_text = pd.Series([stored.get(cid) == digest for cid, digest in zip(good["complaint_id"], good["content_hash"])],
+                          index=good.index, dtype=bool)
+    for row in good[already & ~same_text].itertuples(index=False):
+        quarantined.append(QuarantinedRow(row.source, row.source_row, settings.columns.id,
+                                          QuarantineReason.ID_CONFLICT,
+                                          f"id {row.complaint_id!r} is stored with a different text",
+                                          {"id": row.complaint_id, "text": row.text}))
+    counts.skipped_seen = int((already & same_text).sum())
+    counts.quarantined = len(quarantined)
+    privacy = Privacy.from_settings(settings)
+    quarantined = [privacy.quarantined(row) for row in quarantined]
+    new_rows = good[~already].reset_index(drop=True)
+    # from here on the customer is only a reference, and metadata holds no personal values
+    new_rows["customer_key"] = [privacy.customer_ref(m.get(settings.columns.customer)) for m in new_rows["metadata"]]
+    new_rows["metadata"] = [privacy.mask_fields(m) for m in new_rows["metadata"]]
+    new_rows["channel"] = [mask_pii(c) if isinstance(c, str) else c for c in new_rows["channel"]]
+    counts.classified = len(new_rows)
+    return PreparedBatch(new_rows, quarantined, counts)
+
+
+def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Router, model_version: str,
+                  run_id: str, now: datetime, escalator: Escalator | None = None,
+                  customer_history: CustomerHistory | None = None,
+                  webhooks: dict[str, WebhookTarget] | None = None,
+                  keep_raw_text: bool = False) -> dict[str, list[dict]]:
+    """Database records for a classified batch: complaints, predictions, tickets and outbox entries.
+
+    ``customer_history``: stored complaints of the batch's customers (``Escalator.history_needed`` says
+    which); the batch's own earlier complaints count as well. ``webhooks``: queues whose tickets also get
+    a webhook delivery. ``keep_raw_text``: store the unmasked text too (``Settings.keep_raw_rows``)."""
+    complaint_rows, prediction_rows, ticket_rows, outbox_rows = [], [], [], []
+    probability_columns = [c for c in predictions.columns if c.startswith("p_")]
+    records = rows.to_dict("records")
+    times = [complaint_time(row["created_at"], now) for row in records]
+    customer_keys = [as_customer_key(row.get("customer_key")) for row in records]
+    history = with_batch(customer_history or {},
+                         [(key, at, row["complaint_id"]) for row, key, at in zip(records, customer_keys, times)])
+    for row, customer_key, at, prediction in zip(records, customer_keys, times, predictions.to_dict("records")):
+        created_at = row["created_at"] if pd.notna(row["created_at"]) else None
+        masked = mask_pii(row["text"])
+        complaint = {
+            "complaint_id": row["complaint_id"], "text_raw": row["text"] if keep_raw_text else masked,
+            "text_masked": masked,
+            "content_hash": row["content_hash"], "created_at": created_at, "channel": row["channel"],
+            "customer_key": customer_key,
+            "metadata_json": json.dumps(row["metadata"], ensure_ascii=False), "source": row["source"],
+            "source_row": int(row["source_row"]), "text_truncated": bool(row["text_truncated"]),
+            "run_id": run_id, "ingested_at": now,
+        }
+        probabilities = {c.removeprefix("p_"): float(prediction[c]) for c in probability_columns}
+        complaint_rows.append(complaint)
+        prediction_rows.append({
+            "complaint_id": row["complaint_id"], "model_version": model_version, "cause": prediction["cause"],
+            "confidence": float(prediction["confidence"]), "needs_review": bool(prediction["needs_review"]),
+            "secondary_causes": prediction["secondary_causes"],
+            "probabilities_json": json.dumps(probabilities), "explanation": prediction["explanation"],
+            "unfamiliar": bool(prediction.get("unfamiliar", False)),
+            "coverage": None if pd.isna(prediction.get("coverage", np.nan)) else float(prediction["coverage"]),
+            "run_id": run_id, "predicted_at": now,
+        })
+        fields = {"channel": row["channel"] or "", **row["metadata"]}
+        decision = router.route_for_cause(prediction["cause"], bool(prediction["needs_review"]), fields)
+        triggers = escalator.triggers_for(text=row["text"], complaint_id=row["complaint_id"],
+                                          customer_key=customer_key, at=at,
+                                          history=history) if escalator else []
+        ticket = build_ticket(complaint=complaint, prediction=prediction, decision=escalate(decision, triggers),
+                              model_version=model_version, probabilities=probabilities,
+                              escalation_reasons=[t.describe() for t in triggers],
+                              escalation_steps=[step for t in triggers for step in t.steps],
+                              created_at=now, run_id=run_id, clock=router.sla_clock)
+        ticket_rows.append(ticket)
+        outbox_rows.extend(outbox_entries(ticket, webhooks or {}, now))
+    return {"complaint_rows": complaint_rows, "prediction_rows": prediction_rows,
+            "ticket_rows": ticket_rows, "outbox_rows": outbox_rows}
+
+
+def store_batch(engine, batch: PreparedBatch, records: dict[str, list[dict]], *, run_id: str,
+                run_counts: RunCounts) -> None:
+    store.write_batch(engine, quarantine_rows=store.quarantine_records(batch.quarantined, run_id),
+                      run_id=run_id, counts=run_counts.as_dict(), **records)

@@ -1,0 +1,185 @@
+"""Service recovery in numbers: how fast each cause's complaints are answered and put right, how many meet
+their deadlines, come back, cost compensation, and were corrected to another cause.
+
+Speed is what decides whether a complaining customer stays: put right quickly, nine in ten stay; dragged
+out, about six in ten — and by the 1:10:100 rule a recovery on the day of the complaint costs about 1,
+the next day about 10 and later about 100. So every figure runs from the moment the customer complained
+(the ticket's clock start, ``received_at``), and the 1:10:100 view counts recoveries by local calendar day
+(``Settings.timezone``): same day, next day, later.
+
+Pure functions over the frame ``read_recovery_rows`` returns: one row per ticket of a complaint in the
+report window. Its cause is the complaint's latest review label (a cause corrected on the ticket is one),
+else the routed cause; tickets of non-complaints (``none``) are the review backlog, not recoveries.
+Medians and 90th percentiles are over the tickets that reached the step; the ones still waiting are
+counted beside them (a median of the finished alone would flatter a queue that leaves the hard ones).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from pipeline.storage import store
+from pipeline.labels import NONE_LABEL
+
+RESOLVED_STATUSES = ("resolved", "closed")
+SPEED_BUCKETS = ("same_day", "next_day", "later", "open_late", "open")  # 1 : 10 : 100, then still open
+GROUPINGS = ("cause", "queue", "channel")
+ROW_COLUMNS = ["ticket_id", "complaint_id", "cause", "routed_cause", "queue", "channel", "priority", "status",
+               "received_at", "acknowledged_at", "resolved_at", "acknowledge_due_at", "due_at", "resolution",
+               "compensation", "reopened_count", "corrected"]
+
+
+def read_recovery_rows(engine: sa.Engine, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
+    """Tickets of the complaints with since ≤ complaint time < until (the trend window's rule), with the
+    complaint's channel and latest review label."""
+    tickets, complaints, reviews = store.tickets, store.complaints, store.reviews
+    newest_review = (sa.select(sa.func.max(reviews.c.review_id)).group_by(reviews.c.complaint_id).scalar_subquery())
+    at = store.complaint_time()
+    statement = (
+        sa.select(tickets.c.ticket_id, tickets.c.complaint_id, reviews.c.cause.label("reviewed_cause"),
+                  tickets.c.cause.label("routed_cause"), tickets.c.queue, complaints.c.channel, tickets.c.priority,
+                  tickets.c.status, sa.func.coalesce(tickets.c.received_at, tickets.c.created_at).label("received_at"),
+                  tickets.c.acknowledged_at, tickets.c.resolved_at, tickets.c.acknowledge_due_at, tickets.c.due_at,
+                  tickets.c.resolution, tickets.c.compensation, tickets.c.reopened_count)
+        .select_from(tickets.join(complaints, complaints.c.complaint_id == tickets.c.complaint_id)
+                     .outerjoin(reviews, sa.and_(reviews.c.complaint_id == tickets.c.complaint_id,
+                                                 reviews.c.review_id.in_(newest_review)))))
+    if since is not None:
+        statement = statement.where(at >= since)
+    if until is not None:
+        statement = statement.where(at < until)
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(statement).mappings().all(),
+                             columns=[c.name for c in statement.selected_columns])
+    for column in ("received_at", "acknowledged_at", "resolved_at", "acknowledge_due_at", "due_at"):
+        frame[column] = pd.to_datetime(frame[column])
+    reviewed = frame["reviewed_cause"].astype(object)
+    frame["cause"] = reviewed.where(reviewed.notna(), frame["routed_cause"])
+    frame["corrected"] = reviewed.notna() & (reviewed != frame["routed_cause"])
+    frame["channel"] = frame["channel"].fillna("(missing)").replace("", "(missing)")
+    frame["compensation"] = pd.to_numeric(frame["compensation"], errors="coerce")
+    frame["reopened_count"] = pd.to_numeric(frame["reopened_count"], errors="coerce").fillna(0).astype(int)
+    return frame[ROW_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Everything the report shows about recovery (``None`` tables are empty frames)."""
+
+    now: datetime
+    tickets: int  # tickets of service failures in the window
+    by: dict[str, pd.DataFrame]  # cause / queue / channel → speed and deadline figures per group
+    speed: pd.DataFrame  # per cause: same day / next day / later / still open (1:10:100)
+    compensation: pd.DataFrame  # per cause: compensated tickets, total, median; resolution codes
+    corrections: pd.DataFrame  # routed cause × cause found by people
+    backlog: int  # tickets of non-complaints (none) in the window
+
+    @property
+    def has_updates(self) -> bool:
+        """Whether any ticket was moved at all: before that, every figure is 'still open'."""
+        overall = self.by["cause"]
+        return bool(len(overall)) and bool((overall["acknowledged"] + overall["resolved"]).sum())
+
+
+def _hours(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    return (later - earlier) / pd.Timedelta(hours=1)
+
+
+def _quantile(values: pd.Series, q: float) -> float:
+    values = values.dropna()
+    return float(np.quantile(values, q)) if len(values) else np.nan
+
+
+def group_figures(frame: pd.DataFrame, key: str, now: datetime) -> pd.DataFrame:
+    """Per group: tickets; answered and resolved; median and 90th percentile hours to respond and to
+    resolve; share resolved within the deadline among those due by now; still open past the deadline;
+    reopened share among those ever resolved; compensation."""
+    resolved = frame["status"].isin(RESOLVED_STATUSES)
+    work = frame.assign(
+        respond_hours=_hours(frame["acknowledged_at"], frame["received_at"]),
+        resolve_hours=_hours(frame["resolved_at"], frame["received_at"]).where(resolved),
+        is_resolved=resolved, acknowledged=frame["acknowledged_at"].notna(),
+        due=resolved | (frame["due_at"] < now),  # its deadline has come, or it is done
+        in_time=resolved & (frame["resolved_at"] <= frame["due_at"]),
+        breached_open=~resolved & (frame["due_at"] < now),
+        respond_late=(frame["acknowledged_at"].isna() & (frame["acknowledge_due_at"] < now))
+        | (frame["acknowledged_at"] > frame["acknowledge_due_at"]),
+        ever_resolved=resolved | (frame["reopened_count"] > 0),
+        reopened=frame["reopened_count"] > 0,
+        compensated=frame["compensation"].fillna(0) > 0)
+    grouped = work.groupby(key, observed=True, sort=False)
+    table = pd.DataFrame({
+        "tickets": grouped.size(),
+        "acknowledged": grouped["acknowledged"].sum(),
+        "respond_median_h": grouped["respond_hours"].median(),
+        "respond_p90_h": grouped["respond_hours"].agg(lambda v: _quantile(v, 0.9)),
+        "respond_late": grouped["respond_late"].sum(),
+        "resolved": grouped["is_resolved"].sum(),
+        "resolve_median_h": grouped["resolve_hours"].median(),
+        "resolve_p90_h": grouped["resolve_hours"].agg(lambda v: _quantile(v, 0.9)),
+        "due": grouped["due"].sum(),
+        "within_sla": grouped["in_time"].sum(),
+        "breached_open": grouped["breached_open"].sum(),
+        "reopened": grouped["reopened"].sum(),
+        "ever_resolved": grouped["ever_resolved"].sum(),
+        "compensated": grouped["compensated"].sum(),
+        "compensation_total": grouped["compensation"].sum(min_count=1).fillna(0.0),
+    })
+    table["within_sla_share"] = table["within_sla"] / table["due"].where(table["due"] > 0)
+    table["reopened_share"] = table["reopened"] / table["ever_resolved"].where(table["ever_resolved"] > 0)
+    table = table.sort_values("tickets", ascending=False, kind="stable")
+    return table.reset_index().rename(columns={key: "group"})
+
+
+def speed_buckets(frame: pd.DataFrame, now: datetime, timezone: str) -> pd.DataFrame:
+    """Per cause, recoveries by local calendar day after the complaint: same day (≈1), next day (≈10),
+    later (≈100); and tickets still open — already past the next day, or not yet."""
+    zone = ZoneInfo(timezone)
+    local_day = lambda s: s.dt.tz_localize("UTC").dt.tz_convert(zone).dt.normalize()  # noqa: E731
+    received = local_day(frame["received_at"])
+    resolved = frame["status"].isin(RESOLVED_STATUSES)
+    days = (local_day(frame["resolved_at"]) - received).dt.days
+    today = pd.Timestamp(now).tz_localize("UTC").tz_convert(zone).normalize()
+    waited = (today - received).dt.days
+    bucket = np.select([resolved & (days <= 0), resolved & (days == 1), resolved, waited >= 2],
+                       ["same_day", "next_day", "later", "open_late"], default="open")
+    table = pd.crosstab(frame["cause"], pd.Categorical(bucket, categories=SPEED_BUCKETS)).reindex(
+        columns=list(SPEED_BUCKETS), fill_value=0)
+    table.columns = list(SPEED_BUCKETS)
+    return table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index].reset_index()
+
+
+def compensation_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per cause: resolutions by code (one column each), tickets compensated, the total and median amount."""
+    resolved = frame[frame["resolution"].notna()]
+    codes = pd.crosstab(resolved["cause"], resolved["resolution"]) if len(resolved) else pd.DataFrame()
+    paid = frame[frame["compensation"].fillna(0) > 0].groupby("cause")["compensation"]
+    amounts = pd.DataFrame({"tickets_compensated": paid.size(), "total": paid.sum(), "median": paid.median()})
+    table = codes.join(amounts, how="outer").fillna({"tickets_compensated": 0, "total": 0.0})
+    table.index.name = "cause"
+    return table.reset_index() if len(table) else pd.DataFrame(columns=["cause", "tickets_compensated", "total",
+                                                                        "median"])
+
+
+def correction_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Routed cause → the cause people found, for the complaints they relabelled, with how often."""
+    corrected = frame[frame["corrected"]]
+    if corrected.empty:
+        return pd.DataFrame(columns=["routed_cause", "cause", "complaints", "share_of_routed"])
+    pairs = corrected.groupby(["routed_cause", "cause"]).size().rename("complaints").reset_index()
+    routed = frame.groupby("routed_cause").size()
+    pairs["share_of_routed"] = pairs["complaints"] / pairs["routed_cause"].map(routed)
+    return pairs.sort_values(["complaints", "routed_cause"], ascending=[False, True]).reset_index(drop=True)
+
+
+def build_recovery(rows: pd.DataFrame, now: datetime, timezone: str) -> Recovery:
+    failures = rows[rows["cause"] != NONE_LABEL]
+    return Recovery(now=now, tickets=len(failures),
+                    by={key: group_figures(failures, key, now) for key in GROUPINGS},
+                    speed=speed_buckets(failures, now, timezone), compensation=compensation_table(failures),
+                    corrections=correction_table(rows), backlog=int((rows["cause"] == NONE_LABEL).sum()))

@@ -1,0 +1,392 @@
+"""Cause trends over stored predictions: counts and shares per period, splits, changes, terms, examples,
+and spike alerts. Pure functions over the DataFrame ``store.read_trend_rows`` returns.
+
+A complaint counts once, in the period of its time (``created_at``, or ``ingested_at`` when the source
+gave no date), under its cause: the latest review's label when a person reviewed it, otherwise the
+latest model prediction. ``none`` (not a service-failure complaint: praise, questions, noise) is not a
+cause: counts, shares, tests, terms and examples cover the service failures only, so the shares of a
+period add up to 1 over the causes, and the texts labelled ``none`` — with those the model was unsure
+about — are the review backlog, counted apart (``backlog``).
+
+Spike alerts — method
+---------------------
+Each period is compared with its own trailing baseline: the ``baseline_periods`` periods just before it
+(testing starts once ``min_baseline_periods`` of them exist). For every cause, overall and within each
+group of the split column, two one-sided exact tests ask whether the period is *above* its baseline:
+
+* count: is the cause's daily rate higher? Conditional on the combined count n = x + b (x this period,
+  b in the baseline), x ~ Binomial(n, e / (e + e_b)) under equal rates, with e and e_b the days each
+  covers (months and a partly elapsed current period differ in length). Expected = b · e / e_b.
+* share: is the cause a larger part of the group's complaints? One-sided Fisher exact test of the 2×2
+  table (cause / other × period / baseline), i.e. the hypergeometric upper tail. Expected share =
+  baseline count / baseline total. This test is not fooled by a rise in all complaints.
+
+Within one period all p-values (both tests, every cause, overall and every group) are one family,
+corrected with Benjamini–Hochberg; a test passes when its q-value ≤ ``alpha`` and its ratio to the
+expectation ≥ ``min_ratio``. A cell is flagged when either test passes and it holds at least
+``min_count`` complaints — tiny counts never alert, however improbable. Under steady data a period
+therefore alerts with a probability of about ``alpha`` or less. Alerts are the flagged cells of the
+latest period; "since" is the first period of the unbroken run of flagged periods that ends there.
+
+Both tests assume complaints arrive independently (Poisson); strongly seasonal data (weekday effects
+with ``period="day"``) makes them too eager, which ``min_ratio`` and weekly periods temper.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from pipeline.config import TrendSettings
+from pipeline.labels import CAUSES, NONE_LABEL, UNFAMILIAR_NOTE_SHARE
+
+PERIOD_FREQUENCIES = {"day": "D", "week": "W-SUN", "month": "M"}  # weeks run Monday to Sunday
+OVERALL = "all"  # scope and group of the rows that are not split
+MISSING_GROUP = "(missing)"
+TERM_SEPARATOR = "、"  # how classify.py joins explanation terms
+ALERT_EXAMPLES = 2  # complaints quoted under each alert
+TEST_COLUMNS = ["period", "scope", "group", "cause", "count", "total", "share", "expected", "count_ratio",
+                "p_count", "baseline_share", "share_ratio", "p_share", "baseline_count", "baseline_total",
+                "baseline_days", "q_count", "q_share", "test", "flagged"]
+TREND_COLUMNS = ("complaint_id", "at", "channel", "metadata_json", "cause", "confidence", "needs_review",
+                 "explanation", "predicted_at")
+
+
+class TrendError(ValueError):
+    """The trend request cannot be answered; the message says which option to change."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Whole days from ``start`` to ``end`` inclusive."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class Trends:
+    period: str
+    split_by: str
+    window: Window
+    causes: list[str]
+    complaints: int  # service failures in the window
+    counts: pd.DataFrame  # period, scope, group, cause, count, total, share, exposure_days, changes
+    tests: pd.DataFrame  # every tested cell with its statistics and whether it is flagged
+    alerts: pd.DataFrame  # flagged cells of the latest period, with since
+    terms: pd.DataFrame  # period, cause, term, count, cause_complaints, share
+    examples: pd.DataFrame  # complaint_id, cause, at, channel, confidence (latest period)
+    alert_examples: pd.DataFrame  # alert (position in alerts), complaint_id: complaints of each alert's cell
+    backlog: pd.DataFrame  # period, not_complaints, awaiting_review (texts of the review backlog)
+    heatmaps: dict[str, pd.DataFrame]  # split column → group × cause counts over the window
+    rule: TrendSettings
+    unfamiliar_share: float = 0.0  # complaints the model judged unlike its training data, share of the window
+
+    @property
+    def current_period(self) -> pd.Period:
+        return self.window.end.to_period(PERIOD_FREQUENCIES[self.period])
+
+
+def latest_predictions(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per complaint: its latest prediction (several model versions may have predicted it)."""
+    if not rows["complaint_id"].duplicated().any():
+        return rows
+    return rows.sort_values("predicted_at", kind="stable").drop_duplicates("complaint_id", keep="last")
+
+
+def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per complaint: its latest prediction, with a reviewed label taking precedence."""
+    missing = [c for c in TREND_COLUMNS if c not in rows.columns]
+    if missing:
+        raise TrendError(f"trend rows lack the columns {missing}; read them with store.read_trend_rows")
+    frame = latest_predictions(rows)
+    cause, was_reviewed = frame["cause"].astype(object), False
+    if "reviewed_cause" in frame.columns:
+        reviewed = frame["reviewed_cause"].astype(object)
+        cause, was_reviewed = reviewed.where(reviewed.notna(), cause), reviewed.notna()
+    channel = frame["channel"].astype(object)
+    channel = channel.where(channel.notna() & (channel != ""), MISSING_GROUP)
+    return frame.assign(at=pd.to_datetime(frame["at"]), cause=cause.astype("category"),
+                        channel=channel.astype("category"), reviewed=was_reviewed,
+                        explanation=frame["explanation"].fillna("")).reset_index(drop=True)
+
+
+def ordered_causes(labels) -> list[str]:
+    """The six causes in their usual order, then other labels alphabetically, then ``none``."""
+    present = set(labels)
+    extra = sorted(present - set(CAUSES) - {NONE_LABEL})
+    return [c for c in CAUSES if c in present] + extra + ([NONE_LABEL] if NONE_LABEL in present else [])
+
+
+def default_window(earliest: datetime | date | None, latest: datetime | date | None, period: str,
+                   window_days: int, since: datetime | date | None = None,
+                   until: datetime | date | None = None) -> Window | None:
+    """The days a report covers: up to ``until`` (default: the latest complaint's day), from ``since``
+    (default: ``window_days`` back from there, moved to the start of its period) — but never from before
+    the first complaint's day: empty days before the data began would understate every baseline."""
+    if until is None and latest is None:
+        return None
+    end = pd.Timestamp(until if until is not None else latest).normalize()
+    if since is not None:
+        start = pd.Timestamp(since).normalize()
+    else:
+        start = (end - pd.Timedelta(days=window_days - 1)).to_period(PERIOD_FREQUENCIES[period]).start_time
+    if earliest is not None:
+        start = max(start, pd.Timestamp(earliest).normalize())
+    if start > end:
+        raise TrendError(f"the window starts ({start:%Y-%m-%d}) after it ends ({end:%Y-%m-%d}): "
+                         "check --since and --until")
+    return Window(start, end)
+
+
+def split_values(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The group of each complaint for a split column: ``channel`` or any key of the complaints' metadata."""
+    if column == "channel":
+        return frame["channel"].astype(object)
+    parsed = {text: json.loads(text) if text else {} for text in frame["metadata_json"].dropna().unique()}
+    keys = sorted({key for metadata in parsed.values() for key in metadata})
+    if column not in keys and len(frame):
+        raise TrendError(f"cannot split by {column!r}: the complaints have channel and the metadata columns "
+                         f"{keys or '(none)'}; pass one of them to --by")
+    group_of = {text: _group_name(metadata.get(column)) for text, metadata in parsed.items()}
+    return frame["metadata_json"].astype(object).map(group_of).fillna(MISSING_GROUP)
+
+
+def _group_name(value) -> str:
+    missing = value is None or value != value or str(value).strip() == ""  # value != value: NaN
+    return MISSING_GROUP if missing else str(value)
+
+
+def in_window(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
+    return frame[(frame["at"] >= window.start) & (frame["at"] < window.end + pd.Timedelta(days=1))]
+
+
+def periods_of(window: Window, period: str) -> pd.PeriodIndex:
+    frequency = PERIOD_FREQUENCIES[period]
+    return pd.period_range(window.start.to_period(frequency), window.end.to_period(frequency), freq=frequency)
+
+
+def exposure_days(periods: pd.PeriodIndex, window: Window) -> np.ndarray:
+    """Days of each period inside the window (a month has 28–31; the first and last may be partial)."""
+    starts = np.maximum(periods.start_time.normalize().values, window.start.to_datetime64())
+    ends = np.minimum(periods.end_time.normalize().values, window.end.to_datetime64())
+    return ((ends - starts) / np.timedelta64(1, "D")).astype(int) + 1
+
+
+def cause_counts(frame: pd.DataFrame, window: Window, period: str, causes: list[str],
+                 groups: pd.Series | None = None, scope: str = OVERALL) -> pd.DataFrame:
+    """Count, total and share of every cause in every period of the window (zeros included) per group,
+    with the change against the previous period: ``count_change`` and ``share_change`` (share points)."""
+    periods = periods_of(window, period)
+    group = groups if groups is not None else pd.Series(OVERALL, index=frame.index)
+    keyed = pd.DataFrame({"period": frame["at"].dt.to_period(PERIOD_FREQUENCIES[period]),
+                          "group": group.reindex(frame.index), "cause": frame["cause"]})
+    group_names = sorted(keyed["group"].unique()) or [OVERALL]
+    grid = pd.MultiIndex.from_product([group_names, causes, periods], names=["group", "cause", "period"])
+    counts = (keyed.groupby(["group", "cause", "period"]).size().reindex(grid, fill_value=0)
+              .rename("count").reset_index())
+    totals = counts.groupby(["group", "period"])["count"].transform("sum")
+    counts["total"] = totals
+    counts["share"] = counts["count"] / totals.where(totals > 0)
+    counts["exposure_days"] = np.tile(exposure_days(periods, window), len(group_names) * len(causes))
+    by_series = counts.groupby(["group", "cause"])
+    counts["prev_count"] = by_series["count"].shift(1)
+    counts["prev_share"] = by_series["share"].shift(1)
+    counts["count_change"] = counts["count"] - counts["prev_count"]
+    counts["share_change"] = counts["share"] - counts["prev_share"]
+    counts.insert(0, "scope", scope)
+    return counts[["period", "scope", "group", "cause", "count", "total", "share", "exposure_days",
+                   "prev_count", "count_change", "prev_share", "share_change"]]
+
+
+def _trailing_sum(values: np.ndarray, window: int) -> np.ndarray:
+    """Per row of a (series × periods) array: the sum over the ``window`` periods before each period."""
+    cumulative = np.concatenate([np.zeros((values.shape[0], 1)), np.cumsum(values, axis=1)], axis=1)
+    ends = np.arange(values.shape[1])
+    starts = np.maximum(ends - window, 0)
+    return cumulative[:, ends] - cumulative[:, starts]
+
+
+def spike_tests(counts: pd.DataFrame, rule: TrendSettings) -> pd.DataFrame:
+    """Both tests of the module docstring for every cell with enough baseline, BH-corrected per period."""
+    if counts.empty:
+        return pd.DataFrame(columns=TEST_COLUMNS)
+    ordered = counts.sort_values(["scope", "group", "cause", "period"], kind="stable").reset_index(drop=True)
+    n_periods = ordered["period"].nunique()
+    shape = (len(ordered) // n_periods, n_periods)
+    as_grid = lambda column: ordered[column].to_numpy(dtype=float).reshape(shape)  # noqa: E731
+    count, total, days = as_grid("count"), as_grid("total"), as_grid("exposure_days")
+    base_count = _trailing_sum(count, rule.baseline_periods)
+    base_total = _trailing_sum(total, rule.baseline_periods)
+    base_days = _trailing_sum(days, rule.baseline_periods)
+    history = np.minimum(np.arange(n_periods), rule.baseline_periods)
+    testable = (history >= rule.min_baseline_periods)[None, :] & (total > 0)
+
+    expected = base_count * days / np.where(base_days > 0, base_days, np.nan)
+    p_count = stats.binom.sf(count - 1, count + base_count, days / (days + base_days))
+    baseline_share = base_count / np.where(base_total > 0, base_total, np.nan)
+    p_share = stats.hypergeom.sf(count - 1, total + base_total, count + base_count, total)
+    share = count / np.where(total > 0, total, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        count_ratio = np.where(expected > 0, count / expected, np.where(count > 0, np.inf, np.nan))
+        share_ratio = np.where(baseline_share > 0, share / baseline_share, np.where(count > 0, np.inf, np.nan))
+
+    tests = ordered[["period", "scope", "group", "cause", "count", "total"]].copy()
+    flat = lambda values: values.reshape(-1)  # noqa: E731
+    tests = tests.assign(share=flat(share), expected=flat(expected), count_ratio=flat(count_ratio),
+                         p_count=flat(p_count), baseline_share=flat(baseline_share),
+                         share_ratio=flat(share_ratio), p_share=flat(p_share),
+                         baseline_count=flat(base_count), baseline_total=flat(base_total),
+                         baseline_days=flat(base_days), testable=flat(testable))
+    tests = tests[tests["testable"]].drop(columns="testable").reset_index(drop=True)
+    tests["q_count"], tests["q_share"] = _benjamini_hochberg_per_period(tests)
+    count_passes = (tests["q_count"] <= rule.alpha) & (tests["count_ratio"] >= rule.min_ratio)
+    share_passes = (tests["q_share"] <= rule.alpha) & (tests["share_ratio"] >= rule.min_ratio)
+    tests["test"] = np.select([count_passes & share_passes, count_passes, share_passes],
+                              ["count+share", "count", "share"], default="")
+    tests["flagged"] = (count_passes | share_passes) & (tests["count"] >= rule.min_count)
+    return tests
+
+
+def _benjamini_hochberg_per_period(tests: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    q_count = np.ones(len(tests))
+    q_share = np.ones(len(tests))
+    for _, rows in tests.groupby("period").indices.items():
+        family = np.concatenate([tests["p_count"].to_numpy()[rows], tests["p_share"].to_numpy()[rows]])
+        adjusted = stats.false_discovery_control(np.clip(family, 0.0, 1.0), method="bh")
+        q_count[rows], q_share[rows] = adjusted[:len(rows)], adjusted[len(rows):]
+    return q_count, q_share
+
+
+def current_alerts(tests: pd.DataFrame, current_period: pd.Period) -> pd.DataFrame:
+    """The flagged cells of the current period, each with ``since``: where its unbroken flagged run began."""
+    flagged = tests[tests["flagged"].astype(bool)]
+    alerts = flagged[flagged["period"] == current_period].copy()
+    if alerts.empty:
+        return alerts.assign(since=pd.Series(dtype=object))
+    flagged_periods = flagged.groupby(["scope", "group", "cause"])["period"].agg(set)
+    since = []
+    for alert in alerts.itertuples():
+        start = alert.period
+        while start - 1 in flagged_periods[(alert.scope, alert.group, alert.cause)]:
+            start -= 1
+        since.append(start)
+    alerts["since"] = since
+    return alerts.sort_values(["q_share", "q_count"]).reset_index(drop=True)
+
+
+def cause_terms(frame: pd.DataFrame, period: str, top_n: int) -> pd.DataFrame:
+    """Per period and cause, the explanation terms (the words that decided the cause) most often given,
+    with the share of the cause's complaints that had each."""
+    periods = frame["at"].dt.to_period(PERIOD_FREQUENCIES[period])
+    explained = frame["explanation"] != ""
+    # split each distinct explanation once, weighted by how often it occurs (a million rows hold few)
+    distinct = (pd.DataFrame({"period": periods[explained], "cause": frame.loc[explained, "cause"],
+                              "explanation": frame.loc[explained, "explanation"]})
+                .value_counts(sort=False).rename("weight").reset_index())
+    distinct = distinct[distinct["weight"] > 0]  # categorical causes also list combinations never seen
+    terms = distinct.assign(term=distinct["explanation"].str.split(TERM_SEPARATOR)).explode("term")
+    terms = terms[terms["term"].str.strip() != ""]
+    counted = terms.groupby(["period", "cause", "term"], observed=True)["weight"].sum().rename("count").reset_index()
+    counted = counted.sort_values(["period", "cause", "count", "term"], ascending=[True, True, False, True])
+    top = counted.groupby(["period", "cause"], observed=True).head(top_n)
+    cause_complaints = pd.DataFrame({"period": periods, "cause": frame["cause"]}).value_counts()
+    top = top.join(cause_complaints.rename("cause_complaints"), on=["period", "cause"])
+    return top.assign(share=top["count"] / top["cause_complaints"]).reset_index(drop=True)
+
+
+def pick_examples(frame: pd.DataFrame, period_value: pd.Period, period: str, per_cause: int) -> pd.DataFrame:
+    """A few complaints of each cause in one period: confident, not awaiting review, newest first."""
+    chosen = frame[frame["at"].dt.to_period(PERIOD_FREQUENCIES[period]) == period_value]
+    chosen = chosen.sort_values(["needs_review", "confidence", "at", "complaint_id"],
+                                ascending=[True, False, False, True])
+    return (chosen.groupby("cause", sort=False).head(per_cause)
+            [["complaint_id", "cause", "at", "channel", "confidence", "needs_review"]].reset_index(drop=True))
+
+
+def pick_alert_examples(frame: pd.DataFrame, alerts: pd.DataFrame, groups: pd.Series, period: str,
+                        per_alert: int) -> pd.DataFrame:
+    """For each alert, a few complaints of its cell (cause, group, latest period): confident first."""
+    periods = frame["at"].dt.to_period(PERIOD_FREQUENCIES[period])
+    picked = []
+    for position, alert in enumerate(alerts.itertuples()):
+        cell = (frame["cause"] == alert.cause) & (periods == alert.period)
+        if alert.scope != OVERALL:
+            cell &= groups.reindex(frame.index).astype(object) == alert.group
+        chosen = frame[cell].sort_values(["needs_review", "confidence", "at", "complaint_id"],
+                                         ascending=[True, False, False, True]).head(per_alert)
+        picked += [(position, complaint_id) for complaint_id in chosen["complaint_id"]]
+    return pd.DataFrame(picked, columns=["alert", "complaint_id"])
+
+
+def backlog_counts(frame: pd.DataFrame, window: Window, period: str) -> pd.DataFrame:
+    """Per period: texts labelled not-a-complaint (by the model or a person), and texts still waiting for a
+    person (flagged for review or predicted none, not reviewed yet)."""
+    periods = periods_of(window, period)
+    keyed = frame["at"].dt.to_period(PERIOD_FREQUENCIES[period])
+    waiting = (frame["needs_review"].astype(bool) | (frame["cause"] == NONE_LABEL)) & ~frame["reviewed"].astype(bool)
+    return pd.DataFrame({
+        "period": periods,
+        "not_complaints": (frame["cause"] == NONE_LABEL).groupby(keyed).sum().reindex(periods, fill_value=0).to_numpy(),
+        "awaiting_review": waiting.groupby(keyed).sum().reindex(periods, fill_value=0).to_numpy(),
+    })
+
+
+def heatmap(frame: pd.DataFrame, groups: pd.Series, causes: list[str]) -> pd.DataFrame:
+    """group × cause complaint counts, groups by volume (largest first)."""
+    table = pd.crosstab(groups.rename("group"), frame["cause"]).reindex(columns=causes, fill_value=0)
+    return table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+
+
+def build_trends(rows: pd.DataFrame, window: Window, rule: TrendSettings, *, period: str | None = None,
+                 split_by: str | None = None) -> Trends:
+    """Everything the report shows, from the rows of ``store.read_trend_rows``."""
+    period = period or rule.period
+    split_by = split_by or rule.split_by
+    if period not in PERIOD_FREQUENCIES:
+        raise TrendError(f"period must be one of {sorted(PERIOD_FREQUENCIES)}, got {period!r}")
+    texts = in_window(prepare_rows(rows), window)
+    frame = texts[texts["cause"] != NONE_LABEL]
+    frame = frame.assign(cause=frame["cause"].cat.remove_unused_categories())
+    causes = ordered_causes(frame["cause"])
+    split_columns = list(dict.fromkeys([split_by, "channel"]))
+    groups = {column: split_values(frame, column) for column in split_columns}
+    counts = pd.concat([cause_counts(frame, window, period, causes),
+                        cause_counts(frame, window, period, causes, groups[split_by], scope=split_by)],
+                       ignore_index=True)
+    tests = spike_tests(counts, rule)
+    current = window.end.to_period(PERIOD_FREQUENCIES[period])
+    alerts = current_alerts(tests, current)
+    return Trends(period=period, split_by=split_by, window=window, causes=causes, complaints=len(frame),
+                  counts=counts, tests=tests, alerts=alerts,
+                  terms=cause_terms(frame, period, rule.top_terms),
+                  examples=pick_examples(frame, current, period, rule.examples_per_cause),
+                  alert_examples=pick_alert_examples(frame, alerts, groups[split_by], period,
+                                                     ALERT_EXAMPLES),
+                  backlog=backlog_counts(texts, window, period),
+                  heatmaps={column: heatmap(frame, values, causes) for column, values in groups.items()},
+                  rule=rule, unfamiliar_share=unfamiliar_share(texts))
+
+
+def unfamiliar_share(frame: pd.DataFrame) -> float:
+    if "unfamiliar" not in frame.columns or frame.empty:
+        return 0.0
+    return float(frame["unfamiliar"].fillna(False).astype(bool).mean())
+
+
+def unfamiliar_warning(result: Trends) -> str | None:
+    """Said at the top of every report format when many complaints look unlike the model's training data."""
+    if result.unfamiliar_share <= UNFAMILIAR_NOTE_SHARE:
+        return None
+    return (f"{result.unfamiliar_share:.0%} of the complaints in this window look unlike the model's training data "
+            "(another industry, channel or wording). Their causes are less certain: fewer were routed without "
+            "review, and the cause shares below lean on the model's guesses for them until people review them.")
+
+
+def period_label(value: pd.Period, period: str) -> str:
+    """Day and week: their first day (weeks start on Monday); month: 2026-11."""
+    return f"{value.start_time:%Y-%m}" if period == "month" else f"{value.start_time:%Y-%m-%d}"

@@ -1,0 +1,1 @@
+"""Complaint text before the model: normalising, masking personal data, and word segmentation."""

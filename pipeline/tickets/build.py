@@ -1,0 +1,84 @@
+"""Tickets: one per classified complaint, with a deterministic id so reruns never duplicate one."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from pipeline.clock import local_iso
+from pipeline.routing.router import RoutingDecision
+from pipeline.tickets.sla import SlaClock, SlaRules, clock_start
+
+OPEN = "open"
+
+
+def ticket_id_for(complaint_id: str) -> str:
+    return "TK-" + hashlib.sha256(complaint_id.encode("utf-8")).hexdigest()[:16]
+
+
+def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision, model_version: str,
+                 probabilities: dict[str, float], escalation_reasons: list[str], created_at: datetime,
+                 run_id: str, escalation_steps: list[str] | None = None, clock: SlaClock | None = None) -> dict:
+    """A ticket row; ``payload`` is what receivers (files, webhooks) get. ``decision`` is the route after
+    escalation; ``escalation_steps`` are the fired rules' extra immediate actions. The deadlines run from
+    the complaint's own time on ``clock`` (around the clock without one). The row's times are UTC like
+    every stored time; the payload shows them in the clock's time zone with the offset."""
+    ticket_id = ticket_id_for(complaint["complaint_id"])
+    received_at = clock_start(complaint.get("created_at"), created_at)
+    clock = clock or SlaClock(SlaRules(), "UTC")
+    zone = clock.zone.key
+    deadlines = clock.deadlines(received_at, decision.queue, decision.priority, decision.sla_hours)
+    due_at = deadlines["due_at"]
+    payload = {
+        "ticket_id": ticket_id,
+        "complaint_id": complaint["complaint_id"],
+        "text": complaint["text_masked"],
+        "channel": complaint.get("channel"),
+        "customer_ref": complaint.get("customer_key"),  # for call-back: `complaints customer-ref` finds it
+        "complaint_created_at": local_iso(complaint.get("created_at"), zone),
+        "cause": prediction["cause"],
+        "secondary_causes": [c for c in prediction["secondary_causes"].split("|") if c],
+        "confidence": prediction["confidence"],
+        "needs_review": bool(prediction["needs_review"]),
+        "probabilities": probabilities,
+        "explanation": prediction["explanation"],
+        "remedy": {"code": decision.remedy.code, "title_zh": decision.remedy.title_zh,
+                   "title_en": decision.remedy.title_en, "owner_role": decision.remedy.owner_role,
+                   "immediate": decision.remedy.immediate, "preventive": decision.remedy.preventive},
+        "queue": decision.queue,
+        "priority": decision.priority,
+        "due_at": local_iso(due_at, zone),
+        "acknowledge_due_at": local_iso(deadlines["acknowledge_due_at"], zone),
+        "escalation_reasons": escalation_reasons,
+        "escalation_steps": escalation_steps or [],
+        "model_version": model_version,
+        "status": OPEN,
+    }
+    return {
+        "ticket_id": ticket_id, "complaint_id": complaint["complaint_id"], "cause": prediction["cause"],
+        "remedy_code": decision.remedy.code, "queue": decision.queue, "priority": decision.priority,
+        "due_at": due_at, "escalation_reasons": json.dumps(escalation_reasons, ensure_ascii=False),
+        "model_version": model_version, "status": OPEN,
+        "payload_json": json.dumps(payload, ensure_ascii=False), "run_id": run_id, "created_at": created_at,
+        "received_at": received_at, "acknowledge_due_at": deadlines["acknowledge_due_at"], "reopened_count": 0,
+    }
+
+
+def flat_ticket(payload: dict) -> dict:
+    """A ticket payload as one spreadsheet row (lists joined by newlines)."""
+    remedy = payload["remedy"]
+    return {
+        "ticket_id": payload["ticket_id"], "complaint_id": payload["complaint_id"], "queue": payload["queue"],
+        "priority": payload["priority"], "due_at": payload["due_at"], "status": payload["status"],
+        "cause": payload["cause"], "confidence": payload["confidence"], "needs_review": payload["needs_review"],
+        "secondary_causes": "|".join(payload["secondary_causes"]), "explanation": payload["explanation"],
+        "escalation_reasons": "\n".join(payload["escalation_reasons"]),
+        "escalation_steps": "\n".join(payload.get("escalation_steps", [])),
+        "remedy_code": remedy["code"], "remedy_title_zh": remedy["title_zh"], "remedy_title_en": remedy["title_en"],
+        "owner_role": remedy["owner_role"], "immediate_steps": "\n".join(remedy["immediate"]),
+        "preventive_steps": "\n".join(remedy["preventive"]), "text": payload["text"],
+        "channel": payload["channel"], "customer_ref": payload.get("customer_ref"),
+        "complaint_created_at": payload["complaint_created_at"],
+        "probabilities": json.dumps(payload["probabilities"], ensure_ascii=False),
+        "model_version": payload["model_version"],
+    }

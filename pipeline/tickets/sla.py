@@ -1,0 +1,300 @@
+"""Deadlines that mean something: each ticket's two clocks, breaches and near-breaches, and escalation.
+
+Both clocks start when the complaint was made (its ``created_at``; without one, when the product first
+read it), because that is when the customer started waiting — not when the nightly run got to it:
+
+* respond: the customer hears from us (``acknowledged``, or ``resolved`` on the spot) within the
+  ``[sla] acknowledge_hours`` of the ticket's priority (a queue may set its own);
+* resolve: ``resolved`` within the route's ``sla_hours`` (``routing.toml``; overrides and escalation rules
+  shorten it).
+
+A queue with ``business_hours = true`` under ``[sla.queues]`` counts only the working hours of
+``[sla.business_hours]`` in ``Settings.timezone``; the others run around the clock. A clock is breached
+when its deadline passed before the step was done, near breach once ``near_breach_share`` of its time is
+used. The nightly run escalates tickets that passed their resolve deadline unresolved, once each, per
+the ``[breach]`` rule of ``escalation.toml``, and reports those that breached since the last run.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from typing import Iterator, Literal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.storage import store
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RESPOND, RESOLVE = "respond", "resolve"
+UNRESOLVED = ("open", "acknowledged", "reopened")
+UNACKNOWLEDGED = ("open",)
+MAX_CALENDAR_DAYS = 3700  # ten years of searching for working hours means the calendar has none
+CHUNK = 500  # tickets per statement: under SQLite's limit of bound parameters
+
+
+class BusinessHours(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    days: list[Weekday] = Field(default=["mon", "tue", "wed", "thu", "fri"], min_length=1)
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+    holidays: list[date] = []
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> "BusinessHours":
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end:%H:%M} must be after start {self.start:%H:%M}")
+        return self
+
+
+def _priority_hours(hours: dict[int, float]) -> dict[int, float]:
+    bad = [p for p in hours if not 1 <= p <= 4]
+    if bad:
+        raise ValueError(f"priorities are 1 … 4, not {bad}")
+    if any(h <= 0 for h in hours.values()):
+        raise ValueError("hours must be greater than 0")
+    return hours
+
+
+class QueueClock(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    business_hours: bool = False
+    acknowledge_hours: dict[int, float] = {}
+
+    @model_validator(mode="after")
+    def _valid_priorities(self) -> "QueueClock":
+        _priority_hours(self.acknowledge_hours)
+        return self
+
+
+class SlaRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    acknowledge_hours: dict[int, float] = {1: 1, 2: 4, 3: 8, 4: 24}
+    near_breach_share: float = Field(default=0.8, gt=0, lt=1)
+    business_hours: BusinessHours = BusinessHours()
+    queues: dict[str, QueueClock] = {}
+
+    @model_validator(mode="after")
+    def _every_priority(self) -> "SlaRules":
+        _priority_hours(self.acknowledge_hours)
+        missing = [p for p in (1, 2, 3, 4) if p not in self.acknowledge_hours]
+        if missing:
+            raise ValueError(f"acknowledge_hours needs every priority 1 … 4; missing {missing}")
+        return self
+
+
+class SlaClock:
+    """Deadlines and elapsed clock time for a queue. Times in and out are naive UTC, as stored."""
+
+    def __init__(self, rules: SlaRules, timezone: str):
+        self.rules = rules
+        self.zone = ZoneInfo(timezone)
+        hours = rules.business_hours
+        self._working_days = {WEEKDAYS.index(day) for day in hours.days}
+        self._holidays = set(hours.holidays)
+
+    def business_hours(self, queue: str) -> bool:
+        return self.rules.queues.get(queue, QueueClock()).business_hours
+
+    def acknowledge_hours(self, queue: str, priority: int) -> float:
+        own = self.rules.queues.get(queue, QueueClock()).acknowledge_hours
+        return own.get(priority, self.rules.acknowledge_hours[priority])
+
+    def _spans(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """The working hours (UTC, naive) of each working day from the local day of ``start`` on."""
+        hours = self.rules.business_hours
+        day = start.replace(tzinfo=dt_timezone.utc).astimezone(self.zone).date()
+        for _ in range(MAX_CALENDAR_DAYS):
+            if day.weekday() in self._working_days and day not in self._holidays:
+                yield (self._utc(datetime.combine(day, hours.start)), self._utc(datetime.combine(day, hours.end)))
+            day += timedelta(days=1)
+        raise ValueError("the business-hours calendar has no working hours in ten years: check [sla.business_hours]")
+
+    def _utc(self, local: datetime) -> datetime:
+        return local.replace(tzinfo=self.zone).astimezone(dt_timezone.utc).replace(tzinfo=None)
+
+    def due(self, start: datetime, hours: float, queue: str) -> datetime:
+        """When ``hours`` of the queue's clock have passed after ``start``."""
+        if not self.business_hours(queue):
+            return start + timedelta(hours=hours)
+        remaining = timedelta(hours=hours)
+        for span_start, span_end in self._spans(start):
+            begin = max(span_start, start)
+            if span_end <= begin:
+                continue
+            if span_end - begin >= remaining:
+                return begin + remaining
+            remaining -= span_end - begin
+        raise AssertionError("unreachable: _spans raises first")
+
+    def elapsed_hours(self, start: datetime, end: datetime, queue: str) -> float:
+        """Hours of the queue's clock between ``start`` and ``end``."""
+        if end <= start:
+            return 0.0
+        if not self.business_hours(queue):
+            return (end - start) / timedelta(hours=1)
+        total = timedelta()
+        for span_start, span_end in self._spans(start):
+            if span_start >= end:
+                break
+            total += max(timedelta(), min(span_end, end) - max(span_start, start))
+        return total / timedelta(hours=1)
+
+    def deadlines(self, received_at: datetime, queue: str, priority: int, resolve_hours: float) -> dict:
+        return {"acknowledge_due_at": self.due(received_at, self.acknowledge_hours(queue, priority), queue),
+                "due_at": self.due(received_at, resolve_hours, queue)}
+
+
+def clock_start(complaint_time: datetime | None, now: datetime) -> datetime:
+    """When a ticket's clocks start: the complaint's own time, or ``now`` without one (or a future one)."""
+    if complaint_time is None or pd.isna(complaint_time):
+        return now
+    return min(pd.Timestamp(complaint_time).to_pydatetime(), now)
+
+
+# ---------------------------------------------------------------- breach and near-breach lists
+
+LIST_COLUMNS = ["ticket_id", "complaint_id", "queue", "priority", "cause", "status", "clock", "received_at",
+                "due_at", "hours_allowed", "hours_used", "hours_left"]
+
+
+def open_clocks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: str | None = None) -> pd.DataFrame:
+    """Every clock still running on an unfinished ticket (respond: not yet acknowledged; resolve: not yet
+    resolved), with the hours it allows, has used and has left (negative: overdue)."""
+    tickets = store.tickets
+    statement = (sa.select(tickets.c.ticket_id, tickets.c.complaint_id, tickets.c.queue, tickets.c.priority,
+                           sa.func.coalesce(tickets.c.corrected_cause, tickets.c.cause).label("cause"),
+                           tickets.c.status, sa.func.coalesce(tickets.c.received_at, tickets.c.created_at)
+                           .label("received_at"), tickets.c.acknowledge_due_at, tickets.c.due_at)
+                 .where(tickets.c.status.in_(UNRESOLVED)))
+    if queue is not None:
+        statement = statement.where(tickets.c.queue == queue)
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(statement).mappings().all())
+    if frame.empty:
+        return pd.DataFrame(columns=LIST_COLUMNS)
+    respond = frame[frame["status"].isin(UNACKNOWLEDGED) & frame["acknowledge_due_at"].notna()]
+    parts = [respond.assign(clock=RESPOND, due_at=respond["acknowledge_due_at"]), frame.assign(clock=RESOLVE)]
+    clocks = pd.concat(parts, ignore_index=True).drop(columns="acknowledge_due_at")
+    clocks["received_at"] = pd.to_datetime(clocks["received_at"])
+    clocks["due_at"] = pd.to_datetime(clocks["due_at"])
+    clocks["hours_allowed"] = [clock.elapsed_hours(r, d, q) for r, d, q in
+                               zip(clocks["received_at"], clocks["due_at"], clocks["queue"])]
+    clocks["hours_used"] = [clock.elapsed_hours(r, now, q) for r, q in zip(clocks["received_at"], clocks["queue"])]
+    clocks["hours_left"] = [clock.elapsed_hours(now, d, q) if d > now else -clock.elapsed_hours(d, now, q)
+                            for d, q in zip(clocks["due_at"], clocks["queue"])]
+    return clocks[LIST_COLUMNS].sort_values(["hours_left", "priority", "ticket_id"]).reset_index(drop=True)
+
+
+def breach_lists(clocks: pd.DataFrame, near_breach_share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(breached: past the deadline, not done; near breach: ≥ near_breach_share of the time used)."""
+    breached = clocks[clocks["hours_left"] < 0]
+    near = clocks[(clocks["hours_left"] >= 0) & (clocks["hours_used"] >= near_breach_share * clocks["hours_allowed"])]
+    return breached.reset_index(drop=True), near.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- escalation of breached tickets
+
+@dataclass(frozen=True)
+class BreachSweep:
+    found: pd.DataFrame  # tickets found past their resolve deadline since the last sweep (escalated or not)
+    breached_open: int  # unresolved tickets past their resolve deadline, all told
+    respond_breached: int  # unacknowledged tickets past their respond deadline
+    near_breach: int
+
+    def summary(self) -> dict:
+        counts = lambda column: {str(k): int(v) for k, v in self.found[column].value_counts().items()}  # noqa: E731
+        return {"breached_since_last_run": len(self.found), "escalated": int(self.found["escalated"].sum()),
+                "by_queue": counts("queue"), "by_cause": counts("cause"), "breached_open": self.breached_open,
+                "respond_breached": self.respond_breached, "near_breach": self.near_breach}
+
+
+def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime, run_id: str,
+                      webhooks: dict | None = None) -> BreachSweep:
+    """Record each unresolved ticket found past its resolve deadline for the first time (one ``sla_breaches``
+    row each) and escalate it: priority raised by ``rule.raise_priority_by``, the rule's reason (with how
+    late) and steps added to the ticket, the ticket delivered again to ``rule.notify_queue``. Not escalated:
+    tickets more than ``rule.max_days_late`` late when found (loaded history), and all when ``rule`` is
+    None (no [breach] rule in escalation.toml)."""
+    from pipeline.delivery.outbox import outbox_entries
+
+    clocks = open_clocks(engine, clock, now)
+    breached, near = breach_lists(clocks, clock.rules.near_breach_share)
+    resolve_breached = breached[breached["clock"] == RESOLVE]
+    ids = resolve_breached["ticket_id"].tolist()
+    with engine.begin() as conn:
+        already = set()
+        for start in range(0, len(ids), CHUNK):
+            already.update(conn.execute(sa.select(store.sla_breaches.c.ticket_id).where(
+                store.sla_breaches.c.ticket_id.in_(ids[start:start + CHUNK]))).scalars())
+        fresh = resolve_breached[~resolve_breached["ticket_id"].isin(already)]
+        late = now - fresh["due_at"]
+        escalate = (late <= pd.Timedelta(days=rule.max_days_late)) if rule else pd.Series(False, index=fresh.index)
+        raised = (fresh["priority"] - rule.raise_priority_by).clip(lower=1).where(escalate, fresh["priority"]) \
+            if rule else fresh["priority"]
+        found = pd.DataFrame({
+            "ticket_id": fresh["ticket_id"], "queue": fresh["queue"], "cause": fresh["cause"],
+            "due_at": fresh["due_at"].dt.to_pydatetime(), "detected_at": now, "run_id": run_id,
+            "priority_before": fresh["priority"].astype(int), "priority_after": raised.astype(int),
+            "hours_late": (-fresh["hours_left"]).round(1), "escalated": escalate.astype(bool)}).reset_index(drop=True)
+        if len(found):
+            conn.execute(store.sla_breaches.insert(), found.to_dict("records"))
+        to_escalate = found[found["escalated"]]
+        for start in range(0, len(to_escalate), CHUNK):
+            _escalate_tickets(conn, to_escalate.iloc[start:start + CHUNK], rule, now, webhooks or {}, outbox_entries)
+    return BreachSweep(found=found, breached_open=len(resolve_breached),
+                       respond_breached=int((breached["clock"] == RESPOND).sum()), near_breach=len(near))
+
+
+def _escalate_tickets(conn, found: pd.DataFrame, rule, now: datetime, webhooks: dict, outbox_entries) -> None:
+    """Raise the priority of a chunk of breached tickets, add the rule's reason and steps to each (row and
+    payload), and queue their delivery to the rule's notify queue — a few statements per chunk."""
+    tickets = store.tickets
+    current = {row.ticket_id: row for row in conn.execute(
+        sa.select(tickets.c.ticket_id, tickets.c.payload_json, tickets.c.escalation_reasons, tickets.c.status)
+        .where(tickets.c.ticket_id.in_(found["ticket_id"].tolist())))}
+    changes, deliveries = [], []
+    for item in found.itertuples(index=False):
+        row = current[item.ticket_id]
+        reason = f"{rule.code}: {rule.reason}（已超时 {item.hours_late:.0f} 小时）"
+        payload = json.loads(row.payload_json)
+        payload.update(priority=int(item.priority_after), status=row.status,
+                       escalation_reasons=payload["escalation_reasons"] + [reason],
+                       escalation_steps=payload.get("escalation_steps", []) + list(rule.steps))
+        changes.append({"id": item.ticket_id, "new_priority": int(item.priority_after),
+                        "reasons": json.dumps(json.loads(row.escalation_reasons or "[]") + [reason], ensure_ascii=False),
+                        "payload": json.dumps(payload, ensure_ascii=False)})
+        if rule.notify_queue:
+            deliveries += [{**entry, "idempotency_key": f"{entry['idempotency_key']}:{rule.code}"}
+                           for entry in outbox_entries({"ticket_id": item.ticket_id, "queue": rule.notify_queue},
+                                                       webhooks, now)]
+    conn.execute(tickets.update().where(tickets.c.ticket_id == sa.bindparam("id")).values(
+        priority=sa.bindparam("new_priority"), escalation_reasons=sa.bindparam("reasons"),
+        payload_json=sa.bindparam("payload")), changes)
+    if deliveries:
+        conn.execute(store.outbox.insert(), deliveries)
+
+
+def breach_markdown(sweep: BreachSweep) -> str:
+    """What the nightly run found, for its Prefect artifact and log: said plainly, then the counts."""
+    from pipeline.reporting.report import markdown_text
+    from pipeline.labels import CAUSE_NAMES_ZH
+
+    new, escalated = len(sweep.found), int(sweep.found["escalated"].sum())
+    lines = ["# 处理时限 · Ticket deadlines", "",
+             f"**自上次运行以来新超时 {new} 件**（其中 {escalated} 件已升级并通知主管）；仍未解决且已超时共 "
+             f"{sweep.breached_open} 件，超时未回应顾客 {sweep.respond_breached} 件，即将超时 {sweep.near_breach} 件。",
+             "", f"{new} ticket(s) passed their resolve deadline since the last run ({escalated} escalated); "
+             f"{sweep.breached_open} unresolved past the deadline in all, {sweep.respond_breached} customers not yet "
+             f"answered in time, {sweep.near_breach} near breach.", ""]
+    if new:
+        lines += ["| 原因 cause | 队列 queue | 件数 tickets | 平均超时 mean hours late |", "|---|---|---|---|"]
+        grouped = sweep.found.groupby(["cause", "queue"])["hours_late"].agg(["count", "mean"]).reset_index()
+        for row in grouped.sort_values("count", ascending=False).itertuples(index=False):
+            name = f"{CAUSE_NAMES_ZH.get(row.cause, row.cause)} {row.cause}"
+            lines.append(f"| {markdown_text(name)} | {markdown_text(row.queue)} | {row.count} | {row.mean:.0f} |")
+    return "\n".join(lines) + "\n"
