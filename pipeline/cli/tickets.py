@@ -40,7 +40,8 @@ SPREADSHEET_SUFFIXES = (".csv", ".xlsx")
 def _one_line_errors():
     from pipeline.reporting.audit import AuditError
     from pipeline.delivery.outbox import TicketFileError
-    from pipeline.tickets.lifecycle import ConcurrentUpdateError, TicketUpdateError
+    from pipeline.tickets.lifecycle import ConcurrentUpdateError
+    from pipeline.tickets.updates import TicketUpdateError
     from pipeline.training.review import ReviewFileError
 
     try:
@@ -145,29 +146,29 @@ def tickets_update(ticket_id: Optional[str] = typer.Argument(None, help="the tic
                                                        "resolution,cause,compensation,note (optional by, at)"),
                    config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
     """Move tickets through open → acknowledged → resolved → closed (or reopened); illegal moves change nothing."""
-    from pipeline.tickets import lifecycle
+    from pipeline.tickets import lifecycle, updates
 
     with _one_line_errors():
         settings = _settings(config, work_dir)
-        actor = by or lifecycle.default_actor()
+        actor = by or updates.default_actor()
         if file is not None:
             if ticket_id or any(v is not None for v in (status, resolution, cause, compensation, note, at)):
                 raise ConfigError("give either --file or one TICKET_ID with --status …, not both")
-            updates, unreadable = lifecycle.read_update_file(file, default_by=actor, timezone=settings.timezone)
+            changes, unreadable = updates.read_update_file(file, default_by=actor, timezone=settings.timezone)
             source = str(file)
         else:
             if not ticket_id or not status:
                 raise ConfigError("give TICKET_ID --status S (or --file F); see `complaints tickets update --help`")
             cells = {"ticket_id": ticket_id, "status": status, "resolution": resolution, "cause": cause,
                      "compensation": compensation, "note": note, "at": at}
-            update, problems = lifecycle.parse_update(cells, where=f"ticket {ticket_id}", source="cli",
-                                                      default_by=actor, timezone=settings.timezone)
+            update, problems = updates.parse_update(cells, where=f"ticket {ticket_id}", source="cli",
+                                                    default_by=actor, timezone=settings.timezone)
             if problems:
-                raise lifecycle.TicketUpdateError("", [
-                    lifecycle.Problem(p.where, "--" + p.column.replace("_id", "-id"), p.message, p.kind)
+                raise updates.TicketUpdateError("", [
+                    updates.Problem(p.where, "--" + p.column.replace("_id", "-id"), p.message, p.kind)
                     for p in problems])
-            updates, unreadable, source = [update], [], ""
-        result = lifecycle.apply_updates(_engine(settings), updates, source=source, unreadable=unreadable)
+            changes, unreadable, source = [update], [], ""
+        result = lifecycle.apply_updates(_engine(settings), changes, source=source, unreadable=unreadable)
     if file is None and result.applied:
         state = result.applied[0]
         console.print(f"{state.ticket_id}: {escape(state.status)}"
@@ -176,7 +177,7 @@ def tickets_update(ticket_id: Optional[str] = typer.Argument(None, help="the tic
     elif file is None:
         console.print(f"{ticket_id}: unchanged (the ticket already has this update)")
     else:
-        console.print(f"{len(updates) - result.unchanged} update(s) applied to {len(result.applied)} ticket(s); "
+        console.print(f"{len(changes) - result.unchanged} update(s) applied to {len(result.applied)} ticket(s); "
                       f"{result.unchanged} unchanged")
 
 

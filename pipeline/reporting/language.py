@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.tickets.lifecycle import RESOLUTIONS
+from pipeline.tickets.updates import RESOLUTIONS
 from pipeline.labels import CAUSE_NAMES_ZH, NONE_LABEL
 
 LANGUAGES = ("zh", "en")

@@ -21,15 +21,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import sqlalchemy as sa
 
-from pipeline.tickets import lifecycle
+from pipeline.tickets import lifecycle, updates
 from pipeline.config import ConfigError, Settings
 
 MIN_TOKEN_CHARS = 16
 MAX_BODY_BYTES = 64 * 1024
 _UPDATE_PATH = re.compile(r"^/tickets/(?P<ticket_id>[^/]+)/updates/?$")
 _TICKET_PATH = re.compile(r"^/tickets/(?P<ticket_id>[^/]+)/?$")
-_STATUS_OF = {lifecycle.UNKNOWN_TICKET: HTTPStatus.NOT_FOUND, lifecycle.ILLEGAL_MOVE: HTTPStatus.CONFLICT,
-              lifecycle.INVALID: HTTPStatus.BAD_REQUEST}
+_STATUS_OF = {updates.UNKNOWN_TICKET: HTTPStatus.NOT_FOUND, updates.ILLEGAL_MOVE: HTTPStatus.CONFLICT,
+              updates.INVALID: HTTPStatus.BAD_REQUEST}
 
 
 def api_token(settings: Settings) -> str:
@@ -119,14 +119,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.BAD_REQUEST, f"the body's ticket_id {body['ticket_id']!r} is not the path's "
                                                 f"{ticket_id!r}")
             return
-        update, problems = lifecycle.parse_update({**body, "ticket_id": ticket_id}, where=f"ticket {ticket_id}",
-                                                  source="http", default_by=None,
-                                                  timezone=self.server.settings.timezone)
+        update, problems = updates.parse_update({**body, "ticket_id": ticket_id}, where=f"ticket {ticket_id}",
+                                                source="http", default_by=None,
+                                                timezone=self.server.settings.timezone)
         try:
             if problems:
-                raise lifecycle.TicketUpdateError("", problems)
+                raise updates.TicketUpdateError("", problems)
             result = lifecycle.apply_updates(self.server.engine, [update])
-        except lifecycle.TicketUpdateError as exc:
+        except updates.TicketUpdateError as exc:
             status = min((_STATUS_OF[p.kind] for p in exc.problems), key=_precedence)
             self._error(status, str(exc), [{"field": p.column, "message": p.message} for p in exc.problems])
             return
