@@ -8,7 +8,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export PREFECT_HOME := $(CURDIR)/var/prefect-home
 
-.PHONY: demo test install data train bench clean
+.PHONY: demo test test-fast install data train bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk)
 	$(BIN)/python -m pytest -q
+
+# The fast lane while you work: no Prefect server, no browser, no training (well under a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not flow and not browser and not slow"
 
 data: $(STAMP)
 	$(BIN)/complaints data build

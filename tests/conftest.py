@@ -14,6 +14,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 
 
+def pytest_collection_modifyitems(items):
+    """A test that asks for the Prefect harness is a flow test, marked or not (`make test-fast` leaves them out)."""
+    for item in items:
+        if "prefect_harness" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.flow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_process_outlives_the_tests():
     """Whatever the tests started and left running (a server, a pool's workers) ends with the session."""

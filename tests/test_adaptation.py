@@ -60,6 +60,7 @@ def test_choice_favours_uncertain_texts_and_spreads_over_kinds_of_text():
     assert not set(more) & set(chosen)
 
 
+@pytest.mark.slow
 def test_review_select_writes_the_chosen_complaints_masked_with_empty_labels(tmp_path, base_model):
     source = tmp_path / "pool.csv"
     texts = ["快递三天没更新物流，客服一直说在查，电话13812345678", "银行卡年费没通知就扣了，太不合理",
@@ -80,6 +81,7 @@ def test_review_select_writes_the_chosen_complaints_masked_with_empty_labels(tmp
     assert not set(pd.read_csv(tmp_path / "next.csv", dtype=str)["id"]) & set(chosen["id"])
 
 
+@pytest.mark.slow
 def test_review_select_order_matches_the_model_uncertainty(base_model):
     texts = read_labelled(DATA_DIR / "training" / "heldout.csv")["text"].head(300).tolist()
     order, probabilities = select_for_labelling(base_model, texts, 30)
@@ -104,6 +106,7 @@ def test_the_shipped_training_rows_match_the_base_model(base_model):
         shipped_training_rows(changed)
 
 
+@pytest.mark.slow
 def test_an_adapted_model_learns_a_companys_own_rule(base_model):
     """A company whose points-gift complaints it traces to its own programme (management: gifts listed
     without stock): the shipped model reads them as a slow process; after adapting on the company's rows it
@@ -126,6 +129,7 @@ def test_an_adapted_model_learns_a_companys_own_rule(base_model):
     assert 0.2 <= policy.min_confidence <= 0.95 and adapted.labels == base_model.labels
 
 
+@pytest.mark.slow
 def test_adapting_refuses_labels_the_base_does_not_know_and_too_few_rows(base_model, tmp_path):
     shipped = read_labelled(DATA_DIR / "training" / "train.csv").head(500)
     company = pd.DataFrame({"text": ["退款一直不到账"] * 30, "cause": ["refund"] * 30})

@@ -109,6 +109,7 @@ def audited_store(tmp_path):
     return settings, dict(zip(rows["complaint_id"], truth))
 
 
+@pytest.mark.slow
 def test_a_blind_random_audit_corrects_the_shares_in_the_report(audited_store, tmp_path):
     settings, truth = audited_store
     runner = CliRunner()

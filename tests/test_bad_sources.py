@@ -78,6 +78,7 @@ def test_a_run_nearly_all_quarantined_for_one_reason_names_the_mapping_to_fix():
         dates.check(10, settings)
 
 
+@pytest.mark.slow
 def test_classify_fails_loudly_when_no_row_has_the_text_column(tmp_path):
     source = write_export(tmp_path / "export.csv", "意见")
     output = tmp_path / "out.csv"
@@ -100,6 +101,7 @@ def test_classify_fails_loudly_when_no_row_has_the_text_column(tmp_path):
     assert wrong_flag.returncode == 1 and "FIELD one of id, text, created_at, channel, customer" in wrong_flag.stderr
 
 
+@pytest.mark.slow
 def test_classify_understands_the_header_complaint_content(tmp_path):
     for header in ("投诉内容", "投訴內容"):  # simplified and traditional
         source = write_export(tmp_path / "export.csv", header)

@@ -26,6 +26,7 @@ def gbk_input(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_classify_writes_one_row_per_valid_row_with_the_contract_columns(gbk_input, tmp_path):
     output = tmp_path / "out.csv"
     result = complaints("classify", "--input", str(gbk_input), "--output", str(output))
@@ -40,6 +41,7 @@ def test_classify_writes_one_row_per_valid_row_with_the_contract_columns(gbk_inp
     assert invalid["reason"].tolist() == ["empty_text", "no_letters"]
 
 
+@pytest.mark.slow
 def test_classify_to_jsonl_with_the_lexicon(gbk_input, tmp_path):
     output = tmp_path / "out.jsonl"
     result = complaints("classify", "--input", str(gbk_input), "--output", str(output), "--lexicon")
@@ -49,6 +51,7 @@ def test_classify_to_jsonl_with_the_lexicon(gbk_input, tmp_path):
     assert records[0]["cause"] == "personnel" and records[0]["remedy"] == "RS-PER"
 
 
+@pytest.mark.slow
 def test_classify_reads_a_big5_export_as_big5(tmp_path):
     source = tmp_path / "taiwan_big5.csv"
     rows = [("T1", "櫃檯服務員態度惡劣，愛答不理"), ("T2", "冷氣壞了一晚上沒修好，沒有熱水"),
@@ -67,6 +70,7 @@ def test_classify_reads_a_big5_export_as_big5(tmp_path):
         ["personnel", "technology", "random"]
 
 
+@pytest.mark.slow
 def test_classify_reads_every_sheet_of_a_workbook_or_the_one_named(tmp_path):
     source = tmp_path / "export.xlsx"
     with pd.ExcelWriter(source) as writer:
@@ -83,6 +87,7 @@ def test_classify_reads_every_sheet_of_a_workbook_or_the_one_named(tmp_path):
     assert pd.read_csv(output, encoding="utf-8-sig")["id"].tolist() == [f"N{i}" for i in range(10)]
 
 
+@pytest.mark.slow
 def test_classify_text_prints_cause_remedy_and_masks_pii():
     result = complaints("classify-text", "快递员态度很差还骂人，我的电话13912345678")
     assert result.returncode == 0, result.stderr
@@ -90,6 +95,7 @@ def test_classify_text_prints_cause_remedy_and_masks_pii():
     assert "cause:" in result.stdout and "remedy:" in result.stdout and "queue:" in result.stdout
 
 
+@pytest.mark.slow
 def test_errors_are_one_clear_line_and_a_non_zero_exit(tmp_path):
     result = complaints("classify", "--input", str(tmp_path / "missing.csv"), "--output", str(tmp_path / "o.csv"))
     assert result.returncode == 1
@@ -104,6 +110,7 @@ def test_errors_are_one_clear_line_and_a_non_zero_exit(tmp_path):
     assert result.returncode == 1 and "not a trusted model" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_on_a_company_label_set(tmp_path):
     rows = [("宽带断网三天了", "网络"), ("信号很差打不了电话", "网络"), ("上网速度太慢", "网络"),
             ("手机没有信号", "网络"), ("光纤老是断", "网络"),

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from pipeline.config import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"
@@ -24,6 +26,7 @@ def unopenable_database(tmp_path) -> str:
     return f"sqlite:///{folder}"
 
 
+@pytest.mark.flow
 def test_a_failed_run_prints_one_line_and_logs_the_traceback(tmp_path):
     work = tmp_path / "work"
     result = complaints("run", str(SAMPLE), "--work-dir", str(work), database_url=unopenable_database(tmp_path))
@@ -40,6 +43,7 @@ def test_a_failed_run_prints_one_line_and_logs_the_traceback(tmp_path):
     assert "Traceback" in logs[0].read_text(encoding="utf-8")
 
 
+@pytest.mark.flow
 def test_debug_shows_the_traceback(tmp_path):
     url = unopenable_database(tmp_path)
     quiet = complaints("tickets", "list", "--work-dir", str(tmp_path / "work"), database_url=url)

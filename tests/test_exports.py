@@ -71,6 +71,7 @@ def test_ticket_exports_keep_formula_like_texts_as_text(hostile_store, tmp_path)
     assert {cid: unguard_cell(text) for cid, text in texts.items()} == {h[0]: mask_pii(h[1]) for h in HOSTILE}
 
 
+@pytest.mark.slow
 def test_review_export_is_safe_and_its_csv_imports_back(hostile_store, tmp_path):
     for suffix in ("xlsx", "csv"):
         result = cli(hostile_store, "review", "export", "--include-reviewed", "--output",

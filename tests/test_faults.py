@@ -166,6 +166,7 @@ class _Payload:
         return (pathlib.Path.touch, (pathlib.Path(self.marker),))
 
 
+@pytest.mark.slow
 def test_a_tampered_artifact_is_refused_before_anything_is_unpickled(tmp_path):
     """The attacker swaps the model and rewrites metadata.json to match: only the pinned hash catches it."""
     import joblib

@@ -85,6 +85,7 @@ def industry_frame():
     return frame.groupby(["sector", "cause"]).head(25).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_two_stage_model_gives_proper_probabilities_and_explains_every_label(industry_frame):
     pipeline = build_pipeline(estimator="two-stage").fit(industry_frame["text"].tolist(), industry_frame["cause"])
     probabilities = pipeline.predict_proba(["宽带又断网了，报修三天没人来", "这家店的菜很好吃"])
@@ -96,6 +97,7 @@ def test_two_stage_model_gives_proper_probabilities_and_explains_every_label(ind
     assert no_none.gate_ is None and no_none.predict_proba(np.eye(4)).sum(axis=1) == pytest.approx(np.ones(4))
 
 
+@pytest.mark.slow
 def test_training_with_industries_sets_a_stricter_bar_for_unfamiliar_text(tmp_path, industry_frame):
     metadata = train_model(industry_frame, out_dir=tmp_path / "m", folds=3, estimator="two-stage",
                            weighting="prior", review_precision=0.85)

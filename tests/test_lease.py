@@ -59,6 +59,7 @@ def test_renewing_a_lease_that_was_taken_over_fails(pending_tickets):
     runlock.renew(second, taken)
 
 
+@pytest.mark.slow
 def test_a_long_delivery_keeps_its_lease(pending_tickets):
     """Delivery takes ~3 s against a slow receiver; a second process that treats a lease as stale after 1 s
     without renewal must still find it held throughout."""
@@ -84,6 +85,7 @@ def test_a_long_delivery_keeps_its_lease(pending_tickets):
     assert len(receiver.processed) == len(COMPLAINTS) and receiver.duplicates == []
 
 
+@pytest.mark.slow
 def test_a_run_that_lost_its_lease_stops_delivering(pending_tickets):
     engine = store.connect(pending_tickets.resolved_database_url)
     settings_b = load_settings(work_dir=pending_tickets.work_dir, webhook_max_attempts=1)

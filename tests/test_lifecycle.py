@@ -91,6 +91,7 @@ def test_a_ticket_moves_through_its_states_with_who_and_when(processed, tmp_path
     (("--status", "resolved", "--resolution", "apologised"), ("--status", "acknowledged"),
      "ticket {ticket} is resolved: it cannot become acknowledged (from resolved it can become closed or reopened)"),
 ])
+@pytest.mark.slow
 def test_an_illegal_or_malformed_update_is_refused_and_changes_nothing(processed, first, step, message):
     if first:
         assert cli(processed, "tickets", "update", C2, *first, "--by", "li").exit_code == 0
@@ -221,6 +222,7 @@ def _complaints(*args, env=None, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_serve_updates_needs_its_token_and_answers_a_real_client(processed):
     env = {k: v for k, v in os.environ.items() if k != processed.ticket_api_token_env}
     refused = _complaints("tickets", "serve-updates", "--port", "0", "--work-dir", str(processed.work_dir), env=env)
@@ -243,6 +245,7 @@ def test_serve_updates_needs_its_token_and_answers_a_real_client(processed):
     assert tables(processed)[0].loc[C3, "status"] == "resolved"
 
 
+@pytest.mark.slow
 def test_a_cause_corrected_on_a_ticket_is_a_review_label_for_training(api, processed, tmp_path):
     assert cli(processed, "tickets", "update", C1, "--status", "acknowledged", "--cause", "流程", "--by", "王芳",
                "--note", "其实是排班流程的问题").exit_code == 0

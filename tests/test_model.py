@@ -38,6 +38,7 @@ def test_pipeline_is_a_proper_estimator():
     assert params["classifier__class_weight"] == "balanced"
 
 
+@pytest.mark.slow
 def test_artifact_metadata_and_predictions(small_model_dir):
     metadata = json.loads((small_model_dir / "metadata.json").read_text(encoding="utf-8"))
     for key in ("version", "sha256", "labels", "library_versions", "training_data", "cross_validation",
@@ -52,6 +53,7 @@ def test_artifact_metadata_and_predictions(small_model_dir):
     assert result["explanation"].str.len().gt(0).all()
 
 
+@pytest.mark.slow
 def test_fitted_pipeline_pickles_and_predicts_the_same(small_model_dir):
     model = load_trained_model(small_model_dir)
     texts = ["空调坏了没人修", "价格太贵了不值"]
@@ -59,6 +61,7 @@ def test_fitted_pipeline_pickles_and_predicts_the_same(small_model_dir):
     assert np.allclose(clone.predict_proba(texts), model.predict_proba(texts))
 
 
+@pytest.mark.slow
 def test_tampered_artifact_is_refused(small_model_dir, tmp_path):
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -70,6 +73,7 @@ def test_tampered_artifact_is_refused(small_model_dir, tmp_path):
         load_trained_model(copy)
 
 
+@pytest.mark.slow
 def test_any_label_set_trains(tmp_path):
     rows = [("宽带断网三天了", "网络问题"), ("信号很差打不了电话", "网络问题"), ("上网速度太慢", "网络问题"),
             ("多扣了二十元话费", "费用问题"), ("套餐费用不对", "费用问题"), ("账单金额有误", "费用问题"),

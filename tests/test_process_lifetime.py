@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from pipeline.storage import store
@@ -39,6 +40,7 @@ def _alive(processes: dict[int, int]) -> list[int]:
     return [pid for pid, started in processes.items() if (_stat(pid) or (0, None))[1] == started]
 
 
+@pytest.mark.flow
 def test_kill_9_leaves_no_process_behind_and_the_next_run_marks_it_crashed(tmp_path):
     source = tmp_path / "big.csv"
     with source.open("w", encoding="utf-8") as handle:
@@ -81,6 +83,7 @@ def test_kill_9_leaves_no_process_behind_and_the_next_run_marks_it_crashed(tmp_p
     assert "RUNNING" not in states.values()
 
 
+@pytest.mark.slow
 def test_classification_workers_are_not_forks_of_the_multi_threaded_parent():
     from pipeline.model.classify import PARALLEL_MIN_ROWS, ParallelClassifier, load_lexicon_model
 

@@ -89,6 +89,7 @@ def demo(tmp_path_factory):
     return settings, report, write_report_files(report, work / "reports", "demo"), pd.read_csv(updates)
 
 
+@pytest.mark.slow
 def test_the_demo_report_shows_recovery_times_and_breaches_per_cause(demo):
     settings, report, paths, updates = demo
     recovery = report.recovery
@@ -118,6 +119,7 @@ def test_the_demo_report_shows_recovery_times_and_breaches_per_cause(demo):
     assert sum(line.startswith("| ") for line in recovery_summary.splitlines()) == 1 + len(by_cause)  # a row per cause
 
 
+@pytest.mark.slow
 def test_a_cause_people_found_replaces_the_routed_one(demo):
     settings, *_ = demo  # (runs last: it adds a correction to the module's store)
     engine = store.connect(settings.resolved_database_url)

@@ -52,6 +52,7 @@ def report_files(work_dir):
     return report, write_report_files(report, work_dir / "reports", "trends-test")
 
 
+@pytest.mark.slow
 def test_html_is_self_contained_and_escapes_complaint_text(report_files):
     report, paths = report_files
     page = paths["html"].read_text(encoding="utf-8")
@@ -158,6 +159,7 @@ def test_markdown_summary_lists_the_alert_and_the_method(report_files):
     assert "| 技术 |" in shares and "█" in shares and "非投诉" not in shares.split("\n\n")[2]  # bars of the causes
 
 
+@pytest.mark.slow
 def test_the_report_in_english(work_dir, tmp_path):
     output = tmp_path / "en.md"
     result = _complaints("trends", "--work-dir", str(work_dir), "--lang", "en", "--output", str(output))
@@ -229,6 +231,7 @@ def _complaints(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=PROJECT_ROOT)
 
 
+@pytest.mark.slow
 def test_the_trends_command_writes_each_format_and_fails_clearly(work_dir, tmp_path):
     output = tmp_path / "by-store.xlsx"
     result = _complaints("trends", "--work-dir", str(work_dir), "--by", "store", "--period", "month",

