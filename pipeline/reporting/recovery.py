@@ -140,7 +140,10 @@ def speed_buckets(frame: pd.DataFrame, now: datetime, timezone: str) -> pd.DataF
     """Per cause, recoveries by local calendar day after the complaint: same day (≈1), next day (≈10),
     later (≈100); and tickets still open — already past the next day, or not yet."""
     zone = ZoneInfo(timezone)
-    local_day = lambda s: s.dt.tz_localize("UTC").dt.tz_convert(zone).dt.normalize()  # noqa: E731
+
+    def local_day(times: pd.Series) -> pd.Series:
+        return times.dt.tz_localize("UTC").dt.tz_convert(zone).dt.normalize()
+
     received = local_day(frame["received_at"])
     resolved = frame["status"].isin(RESOLVED_STATUSES)
     days = (local_day(frame["resolved_at"]) - received).dt.days
