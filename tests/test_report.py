@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,8 @@ from openpyxl import load_workbook
 
 from pipeline.storage import store
 from pipeline.config import PROJECT_ROOT, load_settings
-from pipeline.reporting.report import CAUSE_COLOURS, build_report, write_report_files
+from pipeline.reporting.charts import CAUSE_COLOURS
+from pipeline.reporting.report import build_report, write_report_files
 from trend_data import synthetic_rows, write_to_store
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"
@@ -58,7 +60,7 @@ def test_html_is_self_contained_and_escapes_complaint_text(report_files):
     page = paths["html"].read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
     assert "<img" not in page and "default-src 'none'" in page
-    assert "&lt;script&gt;console.error(&quot;injected&quot;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;console.error(&#34;injected&#34;)&lt;/script&gt;" in page  # markupsafe's spelling of "
     assert "&lt;i&gt;kiosk&lt;/i&gt;" in page and HOSTILE_CHANNEL not in page
     assert page.count("<svg") >= 2 + len(report.trends.causes)  # shares, change, heatmap, one panel per cause
     assert page.startswith("<!DOCTYPE html>\n<html lang=\"zh-CN\">")  # Chinese first
@@ -172,7 +174,7 @@ def test_the_report_in_english(work_dir, tmp_path):
 def test_an_alert_is_said_by_the_test_that_passed():
     """The cause kept its count (30 a week) while the other complaints fell away: its share doubled. The
     alert speaks of the share, never of a count 'below expectation'."""
-    from pipeline.reporting.report import alert_sentence
+    from pipeline.reporting.tables import alert_sentence
     from pipeline.reporting.language import language
     from pipeline.reporting.trends import Window, build_trends
 
@@ -189,6 +191,61 @@ def test_an_alert_is_said_by_the_test_that_passed():
     zh = alert_sentence(alert, result, language("zh", "week"))
     assert zh.startswith("占全部服务失误投诉的 66.7%，此前为 30.0%（2.2 倍）") and "预计" not in zh
     assert "expect" not in alert_sentence(alert, result, language("en", "week"))
+
+
+HTML_HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>{{ 7*7 }}'
+REPORT_ELEMENTS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "div", "span", "ul", "li",
+                   "details", "summary", "table", "thead", "tbody", "tr", "th", "td",
+                   "svg", "line", "polyline", "rect", "circle", "text"}
+
+
+class _PageParts(HTMLParser):
+    """The elements, attribute names and text of a page, as a browser's parser sees them."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.elements, self.attributes, self.texts = set(), set(), []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.add(tag)
+        self.attributes |= {name for name, _ in attrs}
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+
+def test_hostile_data_is_inert_text_in_the_html(tmp_path):
+    """Markup, an attribute break-out and template syntax in a cause term, a channel, a complaint text and a
+    metadata field: each reaches the page as the text it was (escaped; never an element, an attribute or
+    an evaluated template expression), split by the channel and by the metadata field."""
+    from pipeline.reporting.html_report import render_html
+
+    rows = synthetic_rows(seed=21, days=126, per_day=60,
+                          spike={"channel": "app", "cause": "technology", "factor": 3.0, "last_days": 14})
+    rows["channel"] = rows["channel"].replace("app", "channel" + HTML_HOSTILE)
+    rows["explanation"] = rows["explanation"].replace("死机", "term" + HTML_HOSTILE)
+    rows["metadata_json"] = [json.dumps({"store": "store" + HTML_HOSTILE}) if i % 3 == 0 else metadata
+                             for i, metadata in enumerate(rows["metadata_json"])]
+    last_week = rows.loc[rows["at"] > rows["at"].max() - pd.Timedelta(days=7), "complaint_id"]
+    settings = load_settings(work_dir=tmp_path)
+    engine = store.connect(settings.resolved_database_url)
+    write_to_store(engine, rows, texts={i: "text" + HTML_HOSTILE for i in last_week})
+    reports = {split_by: build_report(engine, settings, split_by=split_by) for split_by in ("channel", "store")}
+    engine.dispose()
+    # the spike in the hostile channel: its alert names the channel
+    assert reports["channel"].trends.alerts["group"].eq("channel" + HTML_HOSTILE).any()
+
+    for split_by, report in reports.items():
+        page = render_html(report)
+        parts = _PageParts(page)
+        assert parts.elements <= REPORT_ELEMENTS, parts.elements - REPORT_ELEMENTS
+        assert not [name for name in parts.attributes if name.startswith("on")]
+        text = "".join(parts.texts)
+        shown = ["term", "channel", "text"] + (["store"] if split_by == "store" else [])  # metadata: when split by
+        for field in shown:
+            assert field + HTML_HOSTILE in text, (split_by, field)  # shown as written
+        assert text.count("{{ 7*7 }}") >= 4 and "&lt;script&gt;" in page and "&lt;img" in page
 
 
 MARKDOWN_HOSTILE_CHANNEL = '[点我](http://evil.example) ![x](http://evil.example/x.png) <img src=x onerror="alert(1)">|a'
@@ -306,7 +363,7 @@ def test_the_nightly_flow_writes_the_report_and_publishes_artifacts(prefect_harn
 
 
 def test_text_bars_draw_shares_in_block_characters():
-    from pipeline.reporting.report import stacked_text_bar, text_bar
+    from pipeline.reporting.markdown_report import stacked_text_bar, text_bar
 
     assert text_bar(0.5, width=10) == "█████" and text_bar(0.05, width=10) == "▌" and text_bar(None) == ""
     bar = stacked_text_bar({"same_day": 1, "next_day": 0, "later": 2, "open_late": 0, "open": 1}, width=8)
