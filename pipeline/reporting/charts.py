@@ -72,13 +72,14 @@ def stacked_shares_svg(result: Trends, text: Language) -> Markup:
                            '<text class="axis" x="{label_x}" y="{label_y:.1f}" text-anchor="end">{share:.0%}</text>')
                     .format(left=left, right=width - right, y=top + plot_height * (1 - share), label_x=left - 6,
                             label_y=top + plot_height * (1 - share) + 4, share=share))
-    cells = overall.set_index(["period", "cause"])
+    cells = {(period, cause): (count, total, share) for period, cause, count, total, share
+             in overall[["period", "cause", "count", "total", "share"]].itertuples(index=False)}
     for i, value in enumerate(periods):
         x = left + i * slot + (slot - bar) / 2
         label = period_label(value, result.period)
         bottom_y = top + plot_height
         for cause in result.causes:
-            count, total, share = cells.loc[(value, cause), ["count", "total", "share"]]
+            count, total, share = cells[(value, cause)]
             if not total or not count:
                 continue
             bar_height = share * plot_height
