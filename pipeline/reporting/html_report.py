@@ -40,6 +40,7 @@ class TemplateLines(Extension):
 
 @functools.cache
 def _environment() -> Environment:
+    # keep_trailing_newline: the stylesheet ends in one, as it always has (the HTML templates' are removed)
     return Environment(loader=PackageLoader("pipeline.reporting", "templates"), autoescape=True,
                        undefined=StrictUndefined, keep_trailing_newline=True, extensions=[TemplateLines])
 
