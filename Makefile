@@ -27,10 +27,12 @@ demo: $(STAMP)
 	$(BIN)/complaints trends --work-dir var/demo
 
 # The report test opens the HTML in a real headless chromium (CI runs as root on a fresh machine), with the
-# CJK fonts a server needs to draw Chinese (without them every character is an empty box).
+# CJK fonts a server needs to draw Chinese (without them every character is an empty box). The store tests
+# start Debian's PostgreSQL 15 themselves (tests/postgres_server.py).
 test: $(STAMP)
 	mkdir -p $(PREFECT_HOME)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	command -v /usr/lib/postgresql/15/bin/pg_ctl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
 	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk)
 	$(BIN)/python -m pytest -q
 

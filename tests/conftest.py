@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from postgres_server import database_url, postgres_server  # noqa: F401  fixtures: each engine, a real PostgreSQL
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
