@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from pipeline.storage.store import run_lock, utcnow
+from pipeline.storage.store import insert_or_ignore, run_lock, utcnow
 
 LOCK_NAME = "nightly"
 
@@ -70,10 +70,11 @@ def acquire(engine: sa.Engine, run_id: str, *, stale_after: timedelta = timedelt
         row = conn.execute(sa.select(run_lock).where(run_lock.c.name == LOCK_NAME)).first()
         values = dict(run_id=run_id, host=host, pid=pid, acquired_at=now, renewed_at=now)
         if row is None:
-            try:
-                conn.execute(run_lock.insert().values(name=LOCK_NAME, generation=1, **values))
-            except sa.exc.IntegrityError:  # another run inserted it between our read and write
-                raise RunLockedError("another run took the database at the same moment; try again later") from None
+            inserted = conn.execute(insert_or_ignore(conn, run_lock).values(name=LOCK_NAME, generation=1, **values)
+                                    .returning(run_lock.c.name)).first()
+            if inserted is None:
+                # another run inserted it between our read and our write
+                raise RunLockedError("another run took the database at the same moment; try again later")
             return Lease(run_id, 1)
         if not holder_is_gone(row, now=now, stale_after=stale_after, host=host):
             raise RunLockedError(

@@ -6,200 +6,41 @@ exactly those complaints (they are "already seen").
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import alembic.command
+import alembic.config
 import pandas as pd
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.clock import local_wall_times, to_local, to_utc
 from pipeline.config import hide_password
 from pipeline.text.normalise import mask_pii
 from pipeline.ingest.quarantine import QuarantinedRow
 
-metadata = sa.MetaData()
-
-runs = sa.Table(
-    "runs", metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("started_at", sa.DateTime, nullable=False),
-    sa.Column("finished_at", sa.DateTime),
-    sa.Column("status", sa.String(16), nullable=False),  # running | completed | failed
-    sa.Column("model_version", sa.String(128)),
-    sa.Column("since", sa.DateTime),
-    sa.Column("rows_read", sa.Integer, default=0),
-    sa.Column("classified", sa.Integer, default=0),
-    sa.Column("quarantined", sa.Integer, default=0),
-    sa.Column("skipped_seen", sa.Integer, default=0),
-    sa.Column("skipped_before_since", sa.Integer, default=0),
-    sa.Column("error", sa.Text),
-    sa.Column("prefect_flow_run_id", sa.String(64)),  # so a run found dead can be marked Crashed in Prefect
-)
-
-run_lock = sa.Table(  # one row while a run (or a redelivery) holds the database: pipeline/storage/runlock.py
-    "run_lock", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("acquired_at", sa.DateTime, nullable=False),
-    sa.Column("renewed_at", sa.DateTime, nullable=False),
-    sa.Column("generation", sa.Integer),  # fencing token: one more at each taking of the lease
-)
-
-complaints = sa.Table(
-    "complaints", metadata,
-    sa.Column("complaint_id", sa.String(128), primary_key=True),
-    sa.Column("text_raw", sa.Text, nullable=False),  # unmasked only with Settings.keep_raw_rows, else masked too
-    sa.Column("text_masked", sa.Text, nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.DateTime, index=True),
-    sa.Column("channel", sa.String(128), index=True),
-    sa.Column("customer_key", sa.String(128), index=True),  # customer reference (privacy.py), for repeat complaints
-    sa.Column("metadata_json", sa.Text),
-    sa.Column("source", sa.Text),
-    sa.Column("source_row", sa.Integer),
-    sa.Column("text_truncated", sa.Boolean, default=False),
-    sa.Column("run_id", sa.String(64), index=True),
-    sa.Column("ingested_at", sa.DateTime, nullable=False),
-)
-
-predictions = sa.Table(
-    "predictions", metadata,
-    sa.Column("complaint_id", sa.String(128), sa.ForeignKey("complaints.complaint_id"), primary_key=True),
-    sa.Column("model_version", sa.String(128), primary_key=True),
-    sa.Column("cause", sa.String(64), nullable=False, index=True),
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("needs_review", sa.Boolean, nullable=False),
-    sa.Column("secondary_causes", sa.Text),
-    sa.Column("probabilities_json", sa.Text, nullable=False),
-    sa.Column("explanation", sa.Text),
-    sa.Column("unfamiliar", sa.Boolean),  # unlike the training data: held to a stricter bar for auto-routing
-    sa.Column("coverage", sa.Float),  # share of the text's wording the model knows
-    sa.Column("run_id", sa.String(64), index=True),
-    sa.Column("predicted_at", sa.DateTime, nullable=False),
-)
-
-tickets = sa.Table(
-    "tickets", metadata,
-    sa.Column("ticket_id", sa.String(64), primary_key=True),
-    sa.Column("complaint_id", sa.String(128), sa.ForeignKey("complaints.complaint_id"), index=True),
-    sa.Column("cause", sa.String(64), nullable=False),
-    sa.Column("remedy_code", sa.String(32)),
-    sa.Column("queue", sa.String(128), nullable=False, index=True),
-    sa.Column("priority", sa.Integer, nullable=False),
-    sa.Column("due_at", sa.DateTime),
-    sa.Column("escalation_reasons", sa.Text),
-    sa.Column("model_version", sa.String(128)),
-    sa.Column("status", sa.String(32), nullable=False, index=True),
-    sa.Column("payload_json", sa.Text, nullable=False),
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    # lifecycle (pipeline/tickets/lifecycle.py): the current state; ticket_events holds every change
-    sa.Column("received_at", sa.DateTime),  # the SLA clocks start here: the complaint's time, else created_at
-    sa.Column("acknowledge_due_at", sa.DateTime),
-    sa.Column("acknowledged_at", sa.DateTime),
-    sa.Column("resolved_at", sa.DateTime),  # the current resolution; cleared when the ticket is reopened
-    sa.Column("closed_at", sa.DateTime),
-    sa.Column("resolution", sa.String(32)),
-    sa.Column("compensation", sa.Float),  # total given to the customer, as the team last stated it
-    sa.Column("corrected_cause", sa.String(64)),
-    sa.Column("reopened_count", sa.Integer),
-    sa.Column("updated_at", sa.DateTime),
-    sa.Column("updated_by", sa.String(128)),
-)
-
-outbox = sa.Table(
-    "outbox", metadata,
-    sa.Column("outbox_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("ticket_id", sa.String(64), sa.ForeignKey("tickets.ticket_id"), index=True),
-    sa.Column("target", sa.String(32), nullable=False),  # file | webhook
-    sa.Column("queue", sa.String(128), nullable=False),
-    sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
-    sa.Column("status", sa.String(16), nullable=False, index=True),  # pending | delivered | failed
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("last_error", sa.Text),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("delivered_at", sa.DateTime),
-)
-
-quarantine = sa.Table(
-    "quarantine", metadata,
-    sa.Column("quarantine_key", sa.String(64), primary_key=True),  # same bad row, same key: reruns add nothing
-    sa.Column("run_id", sa.String(64), index=True),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("source_row", sa.Integer, nullable=False),
-    sa.Column("column_name", sa.String(128)),
-    sa.Column("reason", sa.String(64), nullable=False, index=True),
-    sa.Column("detail", sa.Text),
-    sa.Column("raw_json", sa.Text),
-    sa.Column("quarantined_at", sa.DateTime, nullable=False),
-)
-
-reviews = sa.Table(
-    "reviews", metadata,
-    sa.Column("review_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("complaint_id", sa.String(128), sa.ForeignKey("complaints.complaint_id"), index=True),
-    sa.Column("cause", sa.String(64), nullable=False),
-    sa.Column("secondary_causes", sa.Text),
-    sa.Column("reviewer", sa.String(128), nullable=False),
-    sa.Column("reviewed_at", sa.DateTime, nullable=False),
-    sa.Column("note", sa.Text),
-)
-
-# ---------------------------------------------------------------- closing the recovery loop (issue 14)
-
-ticket_events = sa.Table(  # every lifecycle change of a ticket, with who and when: pipeline/tickets/lifecycle.py
-    "ticket_events", metadata,
-    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("ticket_id", sa.String(64), sa.ForeignKey("tickets.ticket_id"), nullable=False, index=True),
-    sa.Column("from_status", sa.String(32), nullable=False),
-    sa.Column("to_status", sa.String(32), nullable=False),
-    sa.Column("at", sa.DateTime, nullable=False),  # when it happened (UTC), as the team said
-    sa.Column("by", sa.String(128), nullable=False),
-    sa.Column("resolution", sa.String(32)),
-    sa.Column("compensation", sa.Float),
-    sa.Column("corrected_cause", sa.String(64)),
-    sa.Column("note", sa.Text),  # PII-masked
-    sa.Column("source", sa.String(255), nullable=False),  # cli | http | FILE row N
-    sa.Column("recorded_at", sa.DateTime, nullable=False),
-)
-
-sla_breaches = sa.Table(  # a ticket found past its resolve deadline unresolved, once: pipeline/tickets/sla.py
-    "sla_breaches", metadata,
-    sa.Column("ticket_id", sa.String(64), sa.ForeignKey("tickets.ticket_id"), primary_key=True),
-    sa.Column("queue", sa.String(128), nullable=False),
-    sa.Column("cause", sa.String(64), nullable=False),
-    sa.Column("due_at", sa.DateTime, nullable=False),
-    sa.Column("detected_at", sa.DateTime, nullable=False),
-    sa.Column("run_id", sa.String(64), nullable=False, index=True),  # the run that found it: "since the last run"
-    sa.Column("priority_before", sa.Integer, nullable=False),
-    sa.Column("priority_after", sa.Integer, nullable=False),
-    sa.Column("hours_late", sa.Float, nullable=False),
-    sa.Column("escalated", sa.Boolean, nullable=False),  # false: already too late when first seen (a backfill)
-)
-
-audit_items = sa.Table(  # complaints drawn at random for people to label: pipeline/reporting/audit.py
-    "audit_items", metadata,
-    sa.Column("audit_id", sa.String(64), primary_key=True),
-    sa.Column("complaint_id", sa.String(128), sa.ForeignKey("complaints.complaint_id"), primary_key=True,
-              index=True),
-    sa.Column("model_version", sa.String(128), nullable=False),
-    sa.Column("predicted_cause", sa.String(64), nullable=False),  # the prediction the audit calibrates
-    sa.Column("drawn_at", sa.DateTime, nullable=False),
-    sa.Column("seed", sa.BigInteger, nullable=False),
-)
+from pipeline.storage.tables import (  # noqa: F401  callers reach the tables as store.<table>
+    audit_items, complaints, metadata, outbox, predictions, quarantine, reviews, run_lock, runs, sla_breaches,
+    ticket_events, tickets)
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 7_331_001  # PostgreSQL advisory lock: processes connecting at once migrate one at a time
+
+
 def connect(database_url: str) -> sa.Engine:
-    """Engine with every table created (idempotent). SQLite files get their folder created."""
+    """Engine on a database migrated to the latest schema (``alembic upgrade head``, a no-op when it is
+    there already). SQLite files get their folder created."""
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # hide_parameters: an error must not carry the batch's texts (bound parameters) into logs and runs.error
@@ -211,25 +52,22 @@ def connect(database_url: str) -> sa.Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
-    metadata.create_all(engine)
-    _add_missing_columns(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        if MigrationContext.configure(conn).get_current_revision() != _head_revision():
+            config = alembic.config.Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            alembic.command.upgrade(config, "head")
     return engine
 
 
-def _add_missing_columns(engine: sa.Engine) -> None:
-    """A database created by an earlier version gets the nullable columns added since (and their indexes)."""
-    inspector = sa.inspect(engine)
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present:
-                    continue
-                column_type = column.type.compile(engine.dialect)
-                conn.execute(sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {column_type}'))
-                for index in table.indexes:
-                    if column.name in index.columns:
-                        index.create(conn, checkfirst=True)
+@functools.cache
+def _head_revision() -> str:
+    config = alembic.config.Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def customer_history(engine: sa.Engine, customer_keys: list[str], since: datetime) -> dict[str, list[tuple[datetime, str]]]:
@@ -296,29 +134,19 @@ def quarantine_records(rows: list[QuarantinedRow], run_id: str) -> list[dict]:
     return records
 
 
-def _insert_new(conn, table: sa.Table, records: list[dict], key_columns: list[str]) -> None:
-    """Insert rows whose key is not stored yet (portable 'insert or ignore')."""
-    if not records:
-        return
-    key_of = lambda r: tuple(r[k] for k in key_columns)  # noqa: E731
-    wanted = {key_of(r) for r in records}
-    existing: set = set()
-    keys = list(wanted)
-    for start in range(0, len(keys), 400):
-        part = keys[start:start + 400]
-        if len(key_columns) == 1:
-            column = table.c[key_columns[0]]
-            rows = conn.execute(sa.select(column).where(column.in_([k[0] for k in part])))
-        else:
-            rows = conn.execute(sa.select(*[table.c[k] for k in key_columns])
-                                .where(sa.tuple_(*[table.c[k] for k in key_columns]).in_(part)))
-        existing.update(tuple(r) for r in rows)
-    fresh = {}
-    for record in records:
-        if key_of(record) not in existing:
-            fresh.setdefault(key_of(record), record)
-    if fresh:
-        conn.execute(table.insert(), list(fresh.values()))
+_DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def insert_or_ignore(conn: sa.Connection, table: sa.Table) -> sa.Insert:
+    """``insert … on conflict do nothing``: a row whose key (primary or unique) is stored already is skipped.
+    To learn whether a row went in, add ``.returning(…)``: the rowcount is -1 through psycopg."""
+    return _DIALECT_INSERT[conn.dialect.name](table).on_conflict_do_nothing()
+
+
+def insert_new(conn: sa.Connection, table: sa.Table, records: list[dict]) -> None:
+    """Insert the rows whose key is not stored yet, all in one statement."""
+    if records:
+        conn.execute(insert_or_ignore(conn, table), records)
 
 
 def write_batch(engine: sa.Engine, *, complaint_rows: list[dict], prediction_rows: list[dict],
@@ -327,11 +155,9 @@ def write_batch(engine: sa.Engine, *, complaint_rows: list[dict], prediction_row
     """One transaction: the batch's complaints, predictions, tickets, outbox entries, quarantined rows and
     the run's running counts land together or not at all."""
     with engine.begin() as conn:
-        _insert_new(conn, complaints, complaint_rows, ["complaint_id"])
-        _insert_new(conn, predictions, prediction_rows, ["complaint_id", "model_version"])
-        _insert_new(conn, tickets, ticket_rows, ["ticket_id"])
-        _insert_new(conn, outbox, outbox_rows, ["idempotency_key"])
-        _insert_new(conn, quarantine, quarantine_rows, ["quarantine_key"])
+        for table, rows in ((complaints, complaint_rows), (predictions, prediction_rows), (tickets, ticket_rows),
+                            (outbox, outbox_rows), (quarantine, quarantine_rows)):
+            insert_new(conn, table, rows)
         conn.execute(runs.update().where(runs.c.run_id == run_id).values(**counts))
 
 
