@@ -1,5 +1,6 @@
-"""Lease fencing with two real processes on one database: a run renews its lease while it delivers, and a
-run whose lease was taken over stops writing and sending instead of delivering tickets a second time."""
+"""Lease fencing with two real processes on one database (SQLite and PostgreSQL): a run renews its lease while
+it delivers, and a run whose lease was taken over stops writing and sending instead of delivering tickets a
+second time."""
 import json
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from pipeline.storage import runlock
 from pipeline.storage import store
 from pipeline.config import load_settings
 from pipeline.delivery.outbox import deliver_pending
-settings = load_settings(work_dir=sys.argv[1], webhooks={"*": {"url": sys.argv[2]}}, webhook_max_attempts=1)
+settings = load_settings(work_dir=sys.argv[1], webhooks={"*": {"url": sys.argv[2]}}, webhook_max_attempts=1,
+                         database_url=sys.argv[3])
 engine = store.connect(settings.resolved_database_url)
 lease = runlock.acquire(engine, "run-A")
 print("held", flush=True)
@@ -33,15 +35,16 @@ except runlock.LeaseLostError as exc:
 
 
 @pytest.fixture
-def pending_tickets(tmp_path):
-    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon",
+def pending_tickets(tmp_path, database_url):
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", database_url=database_url,
                              webhooks={"*": {"url": "http://127.0.0.1:9/"}})  # queues the webhook deliveries
     process_file(settings, write_complaints(tmp_path / "in.csv"))
     return settings
 
 
 def _start_a(settings, url):
-    process = subprocess.Popen([sys.executable, "-c", DELIVER_AS_A, str(settings.work_dir), url], cwd=PROJECT_ROOT,
+    process = subprocess.Popen([sys.executable, "-c", DELIVER_AS_A, str(settings.work_dir), url,
+                                settings.resolved_database_url], cwd=PROJECT_ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout.readline() == b"held\n"
     return process
@@ -62,7 +65,7 @@ def test_renewing_a_lease_that_was_taken_over_fails(pending_tickets):
 @pytest.mark.slow
 def test_a_long_delivery_keeps_its_lease(pending_tickets):
     """Delivery takes ~3 s against a slow receiver; a second process that treats a lease as stale after 1 s
-    without renewal must still find it held throughout."""
+    without renewal must find it held until A has delivered everything (A, exiting, may stop renewing)."""
     engine = store.connect(pending_tickets.resolved_database_url)
     with WebhookReceiver(delay_seconds=0.5) as receiver:
         process_a = _start_a(pending_tickets, receiver.url)
@@ -74,11 +77,10 @@ def test_a_long_delivery_keeps_its_lease(pending_tickets):
                 refusals += 1
                 time.sleep(0.2)
                 continue
+            # taken once A stopped renewing; had A still been delivering, its next write reports a lost lease
             runlock.release(engine, lease)
-            if process_a.poll() is None:
-                process_a.kill()
-                pytest.fail("a second run took over the lease of a run that was still delivering")
-        output = process_a.stdout.read().decode()
+            break
+        output = process_a.communicate(timeout=60)[0].decode()
         delivering_seconds = time.monotonic() - started
     assert output.startswith("delivered"), output
     assert delivering_seconds > 2.5 and refusals >= 3  # longer than the 1 s staleness, refused throughout
@@ -88,7 +90,8 @@ def test_a_long_delivery_keeps_its_lease(pending_tickets):
 @pytest.mark.slow
 def test_a_run_that_lost_its_lease_stops_delivering(pending_tickets):
     engine = store.connect(pending_tickets.resolved_database_url)
-    settings_b = load_settings(work_dir=pending_tickets.work_dir, webhook_max_attempts=1)
+    settings_b = load_settings(work_dir=pending_tickets.work_dir, webhook_max_attempts=1,
+                               database_url=pending_tickets.resolved_database_url)
     with WebhookReceiver(delay_seconds=0.5) as receiver:
         settings_b = settings_b.model_copy(update={"webhooks": load_settings(
             webhooks={"*": {"url": receiver.url}}).webhooks})

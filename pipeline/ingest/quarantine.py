@@ -14,6 +14,8 @@ class QuarantineReason(StrEnum):
     DUPLICATE_IN_SOURCE = "duplicate_id_in_source"
     ID_CONFLICT = "id_already_stored_with_other_text"
     MISSING_COLUMN = "missing_column"
+    VALUE_TOO_LONG = "value_too_long"  # an id or channel longer than the database keeps
+    CONTROL_CHARACTERS = "control_characters_in_id"
 
 
 QUARANTINE_ADVICE = {
@@ -25,6 +27,8 @@ QUARANTINE_ADVICE = {
     QuarantineReason.DUPLICATE_IN_SOURCE: "two rows share this id; give each complaint its own id",
     QuarantineReason.ID_CONFLICT: "this id was already stored with a different text; use a new id",
     QuarantineReason.MISSING_COLUMN: "map the column: --column FIELD=NAME, or [columns] in the settings file",
+    QuarantineReason.VALUE_TOO_LONG: "shorten the value at the source, or check that the right column is mapped",
+    QuarantineReason.CONTROL_CHARACTERS: "fix the id at the source: NUL and control characters cannot be kept in an id",
 }
 
 

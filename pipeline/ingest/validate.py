@@ -13,7 +13,9 @@ from pipeline.clock import utc_wall_times
 from pipeline.config import ColumnMapping, Settings
 from pipeline.text.normalise import has_letters, mask_pii
 from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
+from pipeline.storage.tables import CHANNEL_LENGTH, ID_LENGTH
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CHINESE_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
 
 
@@ -79,11 +81,22 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
         elif not has_letters(row.text):
             reject(text_column, QuarantineReason.NO_LETTERS,  # not echoed: often a bare phone number
                    f"the text ({len(row.text.strip())} characters) has no letters")
+        elif len(row.complaint_id) > ID_LENGTH:
+            reject("id", QuarantineReason.VALUE_TOO_LONG,
+                   f"id {shown_value(row.complaint_id)!r} has {len(row.complaint_id)} characters, more than the "
+                   f"{ID_LENGTH} an id may have")
+        elif _CONTROL.search(row.complaint_id):
+            reject("id", QuarantineReason.CONTROL_CHARACTERS,
+                   f"id {shown_value(row.complaint_id)!r} holds a NUL or another control character")
         elif row.complaint_id in seen_ids:
             reject("id", QuarantineReason.DUPLICATE_IN_SOURCE,
                    f"id {shown_value(row.complaint_id)!r} appears earlier in this source")
         elif pd.isna(stamps.iloc[position]) and row.created_at_raw.strip():
             reject(date_column, QuarantineReason.BAD_DATE, f"cannot read {shown_value(row.created_at_raw)!r} as a date")
+        elif isinstance(row.channel, str) and len(row.channel) > CHANNEL_LENGTH:
+            reject("channel", QuarantineReason.VALUE_TOO_LONG,
+                   f"channel {shown_value(row.channel)!r} has {len(row.channel)} characters, more than the "
+                   f"{CHANNEL_LENGTH} a channel may have")
         else:
             seen_ids.add(row.complaint_id)
             keep.append(position)
@@ -91,6 +104,7 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
     good["created_at"] = stamps.iloc[keep].reset_index(drop=True)
     good["text_truncated"] = good["text"].str.len() > max_text_chars
     good["content_hash"] = [content_hash(t) for t in good["text"]]
+    good["text"] = good["text"].str.replace("\x00", "", regex=False)  # meaningless, and PostgreSQL refuses it
     return good, quarantined
 
 
@@ -117,7 +131,10 @@ def _fix_for(row: QuarantinedRow, columns: ColumnMapping) -> str:
         return f"map the {field_name} column: " + remap(field_name, guess)
     if row.reason in (QuarantineReason.EMPTY_TEXT, QuarantineReason.NO_LETTERS):
         return f"is '{row.column}' the complaint text? map the right column: " + remap("text")
-    if row.reason in (QuarantineReason.DUPLICATE_IN_SOURCE, QuarantineReason.ID_CONFLICT):
+    if row.reason == QuarantineReason.VALUE_TOO_LONG:
+        return f"is '{row.column}' the complaint's {field_name}? map the right column: " + remap(field_name)
+    if row.reason in (QuarantineReason.DUPLICATE_IN_SOURCE, QuarantineReason.ID_CONFLICT,
+                      QuarantineReason.CONTROL_CHARACTERS):
         return f"is '{row.column}' the complaint id? map the right column: " + remap("id")
     if row.reason == QuarantineReason.BAD_DATE:
         return f"is '{row.column}' the complaint date? map the right column ({remap('created_at')}) or export ISO dates"
