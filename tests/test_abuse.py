@@ -109,7 +109,11 @@ def test_forty_kinds_of_hostile_input_lose_nothing_leak_nothing_and_rerun_to_not
     for offset, (kind, *_ignored) in enumerate(ROW_KINDS):
         source_row = 31 + offset  # after 30 ordinary rows
         assert (source_row in stored_rows) != (source_row in quarantined_rows), kind
-    assert LONG_ID in set(complaints["complaint_id"])
+    # ids and channels longer than the database keeps (PostgreSQL refuses them) are quarantined as such
+    kind_rows = {kind: 31 + offset for offset, (kind, *_ignored) in enumerate(ROW_KINDS)}
+    assert quarantined_rows[kind_rows["300-character id"]] == "value_too_long"
+    assert quarantined_rows[kind_rows["300-character channel"]] == "value_too_long"
+    assert LONG_ID not in set(complaints["complaint_id"])
     mega = complaints.set_index("complaint_id").loc["R-mega"]  # a megabyte text is stored, cut for the model only
     assert len(mega["text_masked"]) > 300_000 and mega["text_truncated"]
     hidden = complaints.set_index("complaint_id").loc["R-pii-hidden", "text_masked"]
@@ -141,13 +145,14 @@ def test_forty_kinds_of_hostile_input_lose_nothing_leak_nothing_and_rerun_to_not
     assert all(counts["classified"] == 0 for counts in again.values())
 
 
-def test_the_bar_a_hidden_hostile_export(prefect_harness, tmp_path, caplog):
+def test_the_bar_a_hidden_hostile_export(prefect_harness, tmp_path, caplog, database_url):
     """Issue 13's bar: PII in good rows, formula/script/SQL text, traditional characters, NUL bytes, an unclosed
     quote, a 300-character id, a duplicate id and a Big5 file: every row ticketed or quarantined, no PII in
-    anything written, no live formula in Excel, Big5 read as Big5, a rerun that adds nothing."""
+    anything written, no live formula in Excel, Big5 read as Big5, a rerun that adds nothing. On SQLite and
+    on PostgreSQL (which refuses NUL in text and values longer than their column)."""
     export = build(tmp_path / "export")
     files = [export.folder / name for name in ("rows.csv", "unclosed_quote.csv", "big5.csv")]
-    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon")
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", database_url=database_url)
     counts = _run_all(files, settings)
     stored = _table_counts(settings)
     read = sum(c["rows_read"] for c in counts.values())
@@ -156,10 +161,13 @@ def test_the_bar_a_hidden_hostile_export(prefect_harness, tmp_path, caplog):
 
     engine = store.connect(settings.resolved_database_url)
     complaints = store.read_table(engine, store.complaints).set_index("complaint_id")
+    quarantine = store.read_table(engine, store.quarantine)
     engine.dispose()
     assert complaints.loc["b5-2", "text_masked"].startswith("冷氣壞了")  # Big5 read as Big5
-    assert "\x00" not in "".join(complaints["text_masked"])
-    assert LONG_ID in complaints.index and "R-pii" in complaints.index and "R-trad" in complaints.index
+    assert "\x00" not in "".join(complaints["text_masked"]) + "".join(complaints["text_raw"])
+    assert "R-nul" in complaints.index and "R-pii" in complaints.index and "R-trad" in complaints.index
+    long_id = quarantine[[json.loads(raw).get("id") == LONG_ID for raw in quarantine["raw_json"]]]
+    assert long_id[["column_name", "reason"]].values.tolist() == [["id", "value_too_long"]]
     assert json.loads(complaints.loc["R-meta", "metadata_json"]).get("phone") != "18700002222"
 
     extra = _exports(settings, tmp_path)

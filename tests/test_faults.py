@@ -1,4 +1,5 @@
-"""Faults during a run: a failed lookup retried, credentials in URLs, errors carrying raw texts."""
+"""Faults during a run: a failed lookup retried, credentials in URLs, errors carrying raw texts. The ones
+that go through the database run on SQLite and on PostgreSQL."""
 import sqlite3
 
 import pandas as pd
@@ -24,10 +25,14 @@ def _fail_first_stored_hashes_lookup():
 
 
 @pytest.mark.flow
-def test_a_retried_lookup_does_not_turn_the_batch_into_duplicates(prefect_harness, lexicon_settings, monkeypatch):
+def test_a_retried_lookup_does_not_turn_the_batch_into_duplicates(prefect_harness, tmp_path, database_url,
+                                                                  monkeypatch):
     """The prepare task's database lookup fails once and Prefect retries it: the retry must see the batch as
     it was, not as ids it had already recorded as seen (which quarantined every row as a duplicate)."""
     from flows import nightly
+    from pipeline.config import load_settings
+
+    lexicon_settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", database_url=database_url)
 
     monkeypatch.setattr(nightly.prepare, "retry_delay_seconds", 0)
     listener, failures = _fail_first_stored_hashes_lookup()
@@ -110,17 +115,27 @@ def test_hide_password_covers_urls_alone_and_inside_messages():
     assert hide_password("sqlite:////srv/complaints.db") == "sqlite:////srv/complaints.db"
 
 
+REFUSING_TRIGGER = {  # a real database error on the batch's insert
+    "sqlite": ["CREATE TRIGGER refuse BEFORE INSERT ON complaints BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END"],
+    "postgresql": ["CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'disk quota exceeded'; END $$",
+                   "CREATE TRIGGER refuse BEFORE INSERT ON complaints FOR EACH ROW EXECUTE FUNCTION refuse()"],
+}
+
+
 @pytest.mark.flow
-def test_a_database_error_carries_no_complaint_text_into_runs_or_prefect_logs(prefect_harness, tmp_path, caplog):
+def test_a_database_error_carries_no_complaint_text_into_runs_or_prefect_logs(prefect_harness, tmp_path, caplog,
+                                                                              database_url):
     """SQLAlchemy puts a failed statement's bound parameters (the batch's texts) into the error message."""
     from flows.nightly import nightly_flow
     from pipeline.config import load_settings
 
-    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", keep_raw_rows=True)
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", keep_raw_rows=True,
+                             database_url=database_url)
     engine = store.connect(settings.resolved_database_url)
-    with engine.begin() as conn:  # a real database error on the batch's insert
-        conn.execute(sa.text("CREATE TRIGGER refuse BEFORE INSERT ON complaints "
-                             "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END"))
+    with engine.begin() as conn:
+        for statement in REFUSING_TRIGGER[engine.dialect.name]:
+            conn.execute(sa.text(statement))
     source = tmp_path / "in.csv"
     source.write_text("id,text,created_at\nR1,独一无二的投诉文本：前台态度很差，回电13812345678,2026-11-01 10:00\n",
                       encoding="utf-8")
