@@ -4,12 +4,15 @@ brought up to date keeping its rows."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from datetime import datetime
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from pipeline.config import PROJECT_ROOT
 from pipeline.storage import store, tables
 
 TABLES_ADDED_SINCE_THE_FIRST_RELEASE = {"run_lock", "ticket_events", "sla_breaches", "audit_items"}
@@ -75,4 +78,24 @@ def test_a_database_from_before_migrations_is_upgraded_and_keeps_its_rows(databa
     assert predictions[["complaint_id", "cause"]].values.tolist() == [["OLD-1", "personnel"]]
     assert store.read_table(engine, store.runs)["status"].tolist() == ["completed"]
     assert store.stored_hashes(engine, ["OLD-1"]) == {"OLD-1": "h"}  # the next run skips it as seen
+    engine.dispose()
+
+
+CONNECT = """
+import sys
+from pipeline.storage import store
+sys.stdin.readline()
+store.connect(sys.argv[1]).dispose()
+print("migrated", flush=True)
+"""
+
+
+def test_processes_connecting_at_once_to_a_new_database_migrate_it_once(database_url):
+    connecting = [subprocess.Popen([sys.executable, "-c", CONNECT, database_url], cwd=PROJECT_ROOT, text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                  for _ in range(3)]
+    outputs = [process.communicate("go\n", timeout=120)[0] for process in connecting]
+    assert outputs == ["migrated\n"] * 3, outputs
+    engine = store.connect(database_url)
+    assert schema_differences(engine) == []
     engine.dispose()

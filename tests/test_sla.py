@@ -96,12 +96,12 @@ def test_tickets_run_their_clocks_from_the_complaint_on_their_queue_calendar(tmp
     assert shown.astimezone(timezone.utc).replace(tzinfo=None) == utc("2026-11-20 18:00")
 
 
-def _fresh_store(tmp_path, hours_ago: list[float], texts: list[str]):
-    """Complaints made ``hours_ago`` (real time), processed now."""
+def _fresh_store(tmp_path, hours_ago: list[float], texts: list[str], database_url: str | None = None):
+    """Complaints made ``hours_ago`` (real time), processed now (into ``database_url``, default SQLite)."""
     now = store.utcnow()
     rows = [(f"F{i}", text, (now - timedelta(hours=h)).isoformat() + "+00:00", "app", "S1", "")
             for i, (h, text) in enumerate(zip(hours_ago, texts))]
-    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon")
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", database_url=database_url)
     process_file(settings, write_complaints(tmp_path / "fresh.csv", rows))
     return settings
 
@@ -128,8 +128,8 @@ def test_breach_and_near_breach_lists(tmp_path):
     assert breached.iloc[0]["ticket_id"] == ids["F4"] and (breached["hours_left"] < 0).all()
 
 
-def test_a_breached_ticket_is_escalated_once_and_delivered_to_the_supervisors(tmp_path):
-    settings = _fresh_store(tmp_path, [3, 1, 24 * 40], [SAFETY, SERVICE, SERVICE])
+def test_a_breached_ticket_is_escalated_once_and_delivered_to_the_supervisors(tmp_path, database_url):
+    settings = _fresh_store(tmp_path, [3, 1, 24 * 40], [SAFETY, SERVICE, SERVICE], database_url)
     engine = store.connect(settings.resolved_database_url)
     clock, rule = Router.from_settings(settings).sla_clock, Escalator.from_settings(settings).rules.breach
     deliver_pending(engine, settings)  # the tickets' own deliveries

@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.clock import local_wall_times, to_local, to_utc
-from pipeline.config import hide_password
+from pipeline.config import ConfigError, hide_password
 from pipeline.text.normalise import mask_pii
 from pipeline.ingest.quarantine import QuarantinedRow
 
@@ -34,8 +34,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+_DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}  # the engines the store runs on
 MIGRATIONS = Path(__file__).with_name("migrations")
-_MIGRATION_LOCK = 7_331_001  # PostgreSQL advisory lock: processes connecting at once migrate one at a time
+_MIGRATION_LOCK = 7_331_001  # the PostgreSQL advisory lock key of migrations
 
 
 def connect(database_url: str) -> sa.Engine:
@@ -45,6 +46,8 @@ def connect(database_url: str) -> sa.Engine:
         Path(database_url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # hide_parameters: an error must not carry the batch's texts (bound parameters) into logs and runs.error
     engine = sa.create_engine(database_url, future=True, hide_parameters=True)
+    if engine.dialect.name not in _DIALECT_INSERT:
+        raise ConfigError(f"database_url {hide_password(database_url)}: only SQLite and PostgreSQL are supported")
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -53,21 +56,37 @@ def connect(database_url: str) -> sa.Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-        if MigrationContext.configure(conn).get_current_revision() != _head_revision():
-            config = alembic.config.Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            alembic.command.upgrade(config, "head")
+        if _revision(conn) != _head_revision():
+            _lock_for_migration(conn)
+            if _revision(conn) != _head_revision():  # not migrated meanwhile by a process connecting at once
+                config = _migration_config()
+                config.attributes["connection"] = conn
+                alembic.command.upgrade(config, "head")
     return engine
+
+
+def _revision(conn: sa.Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _lock_for_migration(conn: sa.Connection) -> None:
+    """Hold the database's migration lock for the rest of the transaction: processes connecting at once
+    migrate one after the other."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    else:  # SQLite's write lock, taken now rather than at the first write
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _migration_config() -> alembic.config.Config:
+    config = alembic.config.Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
 
 
 @functools.cache
 def _head_revision() -> str:
-    config = alembic.config.Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(_migration_config()).get_current_head()
 
 
 def customer_history(engine: sa.Engine, customer_keys: list[str], since: datetime) -> dict[str, list[tuple[datetime, str]]]:
@@ -132,9 +151,6 @@ def quarantine_records(rows: list[QuarantinedRow], run_id: str) -> list[dict]:
                         "column_name": row.column, "reason": row.reason.value, "detail": row.detail,
                         "raw_json": raw_json, "quarantined_at": now})
     return records
-
-
-_DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def insert_or_ignore(conn: sa.Connection, table: sa.Table) -> sa.Insert:

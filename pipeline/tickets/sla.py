@@ -225,24 +225,23 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
     clocks = open_clocks(engine, clock, now)
     breached, near = breach_lists(clocks, clock.rules.near_breach_share)
     resolve_breached = breached[breached["clock"] == RESOLVE]
-    ids = resolve_breached["ticket_id"].tolist()
+    late = now - resolve_breached["due_at"]
+    escalate = ((late <= pd.Timedelta(days=rule.max_days_late)) if rule
+                else pd.Series(False, index=resolve_breached.index))
+    raised = (resolve_breached["priority"] - rule.raise_priority_by).clip(lower=1).where(
+        escalate, resolve_breached["priority"]) if rule else resolve_breached["priority"]
+    candidates = pd.DataFrame({
+        "ticket_id": resolve_breached["ticket_id"], "queue": resolve_breached["queue"],
+        "cause": resolve_breached["cause"], "due_at": resolve_breached["due_at"].dt.to_pydatetime(),
+        "detected_at": now, "run_id": run_id, "priority_before": resolve_breached["priority"].astype(int),
+        "priority_after": raised.astype(int), "hours_late": (-resolve_breached["hours_left"]).round(1),
+        "escalated": escalate.astype(bool)}).reset_index(drop=True)
     with engine.begin() as conn:
-        already = set()
-        for start in range(0, len(ids), CHUNK):
-            already.update(conn.execute(sa.select(store.sla_breaches.c.ticket_id).where(
-                store.sla_breaches.c.ticket_id.in_(ids[start:start + CHUNK]))).scalars())
-        fresh = resolve_breached[~resolve_breached["ticket_id"].isin(already)]
-        late = now - fresh["due_at"]
-        escalate = (late <= pd.Timedelta(days=rule.max_days_late)) if rule else pd.Series(False, index=fresh.index)
-        raised = (fresh["priority"] - rule.raise_priority_by).clip(lower=1).where(escalate, fresh["priority"]) \
-            if rule else fresh["priority"]
-        found = pd.DataFrame({
-            "ticket_id": fresh["ticket_id"], "queue": fresh["queue"], "cause": fresh["cause"],
-            "due_at": fresh["due_at"].dt.to_pydatetime(), "detected_at": now, "run_id": run_id,
-            "priority_before": fresh["priority"].astype(int), "priority_after": raised.astype(int),
-            "hours_late": (-fresh["hours_left"]).round(1), "escalated": escalate.astype(bool)}).reset_index(drop=True)
-        if len(found):
-            conn.execute(store.sla_breaches.insert(), found.to_dict("records"))
+        # found for the first time = the rows that went in; a breach recorded by an earlier run stays as it was
+        first_found = set(conn.execute(
+            store.insert_or_ignore(conn, store.sla_breaches).returning(store.sla_breaches.c.ticket_id),
+            candidates.to_dict("records")).scalars()) if len(candidates) else set()
+        found = candidates[candidates["ticket_id"].isin(first_found)].reset_index(drop=True)
         to_escalate = found[found["escalated"]]
         for start in range(0, len(to_escalate), CHUNK):
             _escalate_tickets(conn, to_escalate.iloc[start:start + CHUNK], rule, now, webhooks or {}, outbox_entries)
