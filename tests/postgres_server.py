@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-ENGINES = ["sqlite", "postgresql"]
+# `make test-fast` leaves PostgreSQL out (a server to start): its tests run on SQLite there
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 
 
 class PostgresServer:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import datetime
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -90,6 +91,7 @@ print("migrated", flush=True)
 """
 
 
+@pytest.mark.slow  # starts worker processes
 def test_processes_connecting_at_once_to_a_new_database_migrate_it_once(database_url):
     connecting = [subprocess.Popen([sys.executable, "-c", CONNECT, database_url], cwd=PROJECT_ROOT, text=True,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

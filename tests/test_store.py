@@ -100,6 +100,7 @@ sys.stdin.readline()  # the holder holds until every racer has answered
 """
 
 
+@pytest.mark.slow  # starts worker processes
 def test_processes_racing_for_the_lease_let_exactly_one_run(database_url):
     engine = store.connect(database_url)  # migrated here once, not by the racers
     for round_number in range(3):
