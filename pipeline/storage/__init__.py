@@ -1,2 +1,2 @@
-"""The database (SQLite or PostgreSQL through SQLAlchemy Core): tables, queries, idempotent writes and
-the run lease that lets one nightly run at a time write."""
+"""The database (SQLite or PostgreSQL through SQLAlchemy Core): tables, their Alembic migrations, queries,
+idempotent writes, and the run lease that lets one nightly run at a time write."""
