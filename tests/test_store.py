@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pipeline.config import PROJECT_ROOT, load_settings
 from pipeline.delivery.outbox import deliver_pending
 from pipeline.ingest.validate import content_hash
-from pipeline.storage import runlock, store
+from pipeline.storage import store
 from pipeline.storage.tables import CHANNEL_LENGTH, ID_LENGTH
 from ticket_helpers import COMPLAINTS, WebhookReceiver, process_file, write_complaints
 
