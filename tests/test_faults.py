@@ -1,7 +1,5 @@
 """Faults during a run: a failed lookup retried, credentials in URLs, errors carrying raw texts. The ones
 that go through the database run on SQLite and on PostgreSQL."""
-import sqlite3
-
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -19,7 +17,7 @@ def _fail_first_stored_hashes_lookup():
     def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
         if "content_hash" in statement and statement.lstrip().upper().startswith("SELECT") and not failures:
             failures.append(statement)
-            raise sqlite3.OperationalError("disk I/O error")
+            raise conn.dialect.dbapi.OperationalError("disk I/O error")  # the driver's own error
 
     return before_cursor_execute, failures
 
@@ -27,14 +25,15 @@ def _fail_first_stored_hashes_lookup():
 @pytest.mark.flow
 def test_a_retried_lookup_does_not_turn_the_batch_into_duplicates(prefect_harness, tmp_path, database_url,
                                                                   monkeypatch):
-    """The prepare task's database lookup fails once and Prefect retries it: the retry must see the batch as
-    it was, not as ids it had already recorded as seen (which quarantined every row as a duplicate)."""
+    """The batch path's database lookup fails once and is tried again: the retry must see the batch as it
+    was, not as ids it had already recorded as seen (which quarantined every row as a duplicate)."""
     from flows import nightly
     from pipeline.config import load_settings
+    from pipeline.nightly import batch
 
     lexicon_settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", database_url=database_url)
 
-    monkeypatch.setattr(nightly.prepare, "retry_delay_seconds", 0)
+    monkeypatch.setattr(batch, "RETRY_DELAY_SECONDS", 0)
     listener, failures = _fail_first_stored_hashes_lookup()
     sa.event.listen(sa.Engine, "before_cursor_execute", listener)
     try:

@@ -1,4 +1,4 @@
-"""Shared by the routing, escalation, delivery and review tests: the nightly run's batch steps called
+"""Shared by the routing, escalation, delivery and review tests: the nightly run's batch path called
 directly (no Prefect), with the lexicon classifier, on a real CSV and a real SQLite file."""
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pipeline.storage import store
-from pipeline.model.classify import classify_texts, load_lexicon_model
-from pipeline.routing.escalation import Escalator
+from pipeline.model.classify import load_lexicon_model
 from pipeline.ingest.sources import iter_raw_chunks
-from pipeline.nightly.batch import build_records, prepare_batch, store_batch
-from pipeline.routing.router import Router
+from pipeline.nightly.batch import BatchRun
 
 COMPLAINTS = [
     # id, text, created_at, channel, store, customer_id
@@ -40,27 +38,20 @@ def write_complaints(path: Path, rows=COMPLAINTS) -> Path:
 
 def process_file(settings, source: Path, *, run_id: str = "test-run", now: datetime | None = None,
                  model=None) -> dict:
-    """One run over ``source`` as the nightly flow does it, batch by batch; returns the stored records.
+    """One run over ``source`` through the nightly batch path; returns the stored records.
     ``model``: the lexicon classifier unless given."""
     engine = store.connect(settings.resolved_database_url)
     model = model or load_lexicon_model(settings.lexicon_path)
-    router = Router.from_settings(settings)
-    escalator = Escalator.from_settings(settings)
     now = now or store.utcnow()
     store.start_run(engine, run_id, str(source), model.version, None)
     written: dict[str, list] = {}
-    seen: set[str] = set()
-    for chunk in iter_raw_chunks(str(source), chunk_size=settings.batch_size):
-        batch = prepare_batch(chunk, settings, seen, lambda ids: store.stored_hashes(engine, ids), None)
-        predictions = classify_texts(model, batch.new_rows["text"].tolist())
-        keys, since = escalator.history_needed(batch.new_rows, now)
-        history = store.customer_history(engine, keys, since) if keys else {}
-        records = build_records(batch.new_rows, predictions, router=router, model_version=model.version,
-                                run_id=run_id, now=now, escalator=escalator, customer_history=history,
-                                webhooks=settings.webhooks, keep_raw_text=settings.keep_raw_rows)
-        store_batch(engine, batch, records, run_id=run_id, run_counts=batch.counts)
+
+    def keep(records: dict) -> None:
         for name, rows in records.items():
             written.setdefault(name, []).extend(rows)
+
+    with BatchRun(settings, engine, model, run_id=run_id, clock=lambda: now, after_batch=keep) as batches:
+        batches.run(iter_raw_chunks(str(source), chunk_size=settings.batch_size))
     store.finish_run(engine, run_id, {}, "completed")
     return written
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -12,7 +13,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.cli.errors import console_logs_without_tracebacks, describe_failure, invocation, remember, write_error_log
@@ -87,6 +88,7 @@ def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, par
     from pydantic import SecretStr
 
     from flows.nightly import nightly_flow
+    from pipeline.nightly.progress import watching
 
     if not invocation.debug:
         console_logs_without_tracebacks()
@@ -94,7 +96,7 @@ def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, par
     flow_source = SecretStr(source) if has_password(source) else source  # Prefect records it as **********
     for attempt in (1, 2):
         try:
-            with console.status("running the nightly flow (a local Prefect server starts first) …"):
+            with _run_progress() as show_progress, watching(show_progress):
                 summary = nightly_flow(source=flow_source, since=since, table=table, query=query, settings=settings)
             break
         except RuntimeError as exc:
@@ -210,6 +212,17 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} rows"),
                     TimeElapsedColumn(), console=err_console, transient=True)
+
+
+@contextmanager
+def _run_progress():
+    """A live line for `run`: rows done of the source's, rows/s and the time left, fed by the batch path."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                  console=err_console, transient=True) as progress:
+        task_id = progress.add_task("starting the nightly flow (a local Prefect server starts first) …", total=None,
+                                    status="")
+        yield lambda run: progress.update(task_id, description="classifying and storing", completed=run.done,
+                                          total=run.total, status=run.describe())
 
 
 @app.command("classify-text")

@@ -1,15 +1,22 @@
-"""The nightly run's per-batch work as plain functions: the Prefect flow only orchestrates these.
+"""The one batch path: raw chunk → mapped rows → validated / quarantined → new vs already seen →
+classified → routed / escalated → stored. ``BatchRun`` runs it over a source; the Prefect flow, the command
+line, the benchmarks and the tests all go through it. Every row read ends in exactly one of: classified,
+quarantined, skipped as already seen, skipped as older than the watermark.
 
-raw chunk → mapped rows → validated / quarantined → new vs already seen → classified → routed →
-database records. Every row read ends in exactly one of: classified, quarantined, skipped as already
-seen, skipped as older than the watermark.
+Free of Prefect, so a batch can run wherever Python runs (a Dask worker).
 """
 from __future__ import annotations
 
 import json
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable
+
+import sqlalchemy as sa
 
 import numpy as np
 import pandas as pd
@@ -24,7 +31,14 @@ from pipeline.text.privacy import Privacy
 from pipeline.routing.router import Router
 from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
 from pipeline.tickets.build import build_ticket
-from pipeline.ingest.validate import validate_rows
+from pipeline.ingest.validate import QuarantineTally, validate_rows
+from pipeline.model.classify import CauseModel, ParallelClassifier
+from pipeline.nightly.progress import RunProgress
+from pipeline.nightly.summary import append_quarantine_file
+
+log = logging.getLogger(__name__)
+# a database that went away for a moment (locked, I/O error): the lookup and the batch's write are tried again
+LOOKUP_RETRIES, WRITE_RETRIES, RETRY_DELAY_SECONDS = 2, 3, 2.0
 
 COUNT_FIELDS = ("rows_read", "classified", "quarantined", "skipped_seen", "skipped_before_since")
 
@@ -72,7 +86,7 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
     ``seen_ids`` (ids of earlier chunks) grows only once the lookup has succeeded: a retry after a failed
     lookup then sees the chunk as it was, not its own ids as duplicates."""
     frame = map_columns(chunk, settings.columns)
-    seen_with_chunk = set(seen_ids)
+    seen_with_chunk = _SeenWithChunk(seen_ids)
     good, quarantined = validate_rows(frame, seen_with_chunk, max_text_chars=settings.max_text_chars,
                                       text_column=settings.columns.text, date_column=settings.columns.created_at,
                                       timezone=settings.timezone)
@@ -83,7 +97,7 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
         counts.skipped_before_since = int(before.sum())
         good = good[~before]
     stored = lookup_stored(good["complaint_id"].tolist()) if len(good) else {}
-    seen_ids.update(seen_with_chunk)
+    seen_ids.update(seen_with_chunk.chunk_ids)
     already = pd.Series([cid in stored for cid in good["complaint_id"]], index=good.index, dtype=bool)
     same_text = pd.Series([stored.get(cid) == digest for cid, digest in zip(good["complaint_id"], good["content_hash"])],
                           index=good.index, dtype=bool)
@@ -103,6 +117,20 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
     new_rows["channel"] = [mask_pii(c) if isinstance(c, str) else c for c in new_rows["channel"]]
     counts.classified = len(new_rows)
     return PreparedBatch(new_rows, quarantined, counts)
+
+
+class _SeenWithChunk:
+    """The run's ids seen so far plus this chunk's, without copying the run's (a copy per batch made a run
+    quadratic in its size)."""
+
+    def __init__(self, run_ids: set[str]):
+        self.run_ids, self.chunk_ids = run_ids, set()
+
+    def __contains__(self, complaint_id: str) -> bool:
+        return complaint_id in self.chunk_ids or complaint_id in self.run_ids
+
+    def add(self, complaint_id: str) -> None:
+        self.chunk_ids.add(complaint_id)
 
 
 def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Router, model_version: str,
@@ -165,3 +193,100 @@ def store_batch(engine, batch: PreparedBatch, records: dict[str, list[dict]], *,
                 run_counts: RunCounts) -> None:
     store.write_batch(engine, quarantine_rows=store.quarantine_records(batch.quarantined, run_id),
                       run_id=run_id, counts=run_counts.as_dict(), **records)
+
+
+def _retrying(action: Callable, retries: int, engine: sa.Engine):
+    """``action()``, tried again after an operational database error (wrapped by SQLAlchemy or not)."""
+    transient = (sa.exc.OperationalError, getattr(engine.dialect.dbapi, "OperationalError", sa.exc.OperationalError))
+    for attempt in range(retries + 1):
+        try:
+            return action()
+        except transient as exc:
+            if attempt == retries:
+                raise
+            log.warning("database error, trying again in %g s: %s", RETRY_DELAY_SECONDS, store.redact(str(exc)))
+            time.sleep(RETRY_DELAY_SECONDS)
+
+
+@dataclass
+class ClassifyingBatch:
+    """A prepared batch whose new rows are being classified in the worker processes."""
+
+    prepared: PreparedBatch
+    predictions: Future
+
+
+class BatchRun:
+    """One run over a source, batch by batch, each batch stored in one transaction.
+
+    Holds what lasts the run (ids seen, counts, the quarantine tally), so none of it crosses a Prefect task
+    boundary. One batch ahead: the classifier's worker processes classify batch n+1 while this process routes,
+    escalates and stores batch n. ``clock``: the time records are stamped with (per batch); ``after_batch``:
+    called with each stored batch's records (the flow renews its run lease there); ``progress``: advanced by
+    each batch's rows read. Use as a context manager (it owns the worker processes)."""
+
+    def __init__(self, settings: Settings, engine: sa.Engine, model: CauseModel, *, run_id: str,
+                 since: datetime | None = None, router: Router | None = None, escalator: Escalator | None = None,
+                 quarantine_file: Path | None = None, clock: Callable[[], datetime] = store.utcnow,
+                 after_batch: Callable[[dict[str, list[dict]]], None] | None = None,
+                 progress: RunProgress | None = None):
+        self.settings, self.engine, self.model, self.run_id, self.since = settings, engine, model, run_id, since
+        self.router = router or Router.from_settings(settings)
+        self.escalator = escalator or Escalator.from_settings(settings)
+        self.quarantine_file, self.clock, self.after_batch, self.progress = quarantine_file, clock, after_batch, progress
+        self.counts, self.tally, self.seen_ids = RunCounts(), QuarantineTally(), set()
+        self._classifier = ParallelClassifier(model, settings.worker_count)
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="classify-ahead")  # waits on the workers
+
+    def __enter__(self) -> "BatchRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._ahead.shutdown()
+        self._classifier.__exit__(*exc)
+
+    def run(self, chunks: Iterable[RawChunk]) -> RunCounts:
+        """Every chunk through the batch path; the run's counts, checked (rows read = the rows accounted for)."""
+        classifying = None
+        for chunk in chunks:
+            following = self.start_classifying(self.prepare(chunk))
+            if classifying is not None:
+                self.store(classifying)
+            classifying = following
+        if classifying is not None:
+            self.store(classifying)
+        self.counts.check()
+        return self.counts
+
+    def prepare(self, chunk: RawChunk) -> PreparedBatch:
+        return prepare_batch(chunk, self.settings, self.seen_ids, self._stored_hashes, self.since)
+
+    def _stored_hashes(self, complaint_ids: list[str]) -> dict[str, str]:
+        return _retrying(lambda: store.stored_hashes(self.engine, complaint_ids), LOOKUP_RETRIES, self.engine)
+
+    def start_classifying(self, batch: PreparedBatch) -> ClassifyingBatch:
+        texts = batch.new_rows["text"].str.slice(0, self.settings.max_text_chars).tolist()
+        return ClassifyingBatch(batch, self._ahead.submit(self._classifier.classify, texts))
+
+    def store(self, classifying: ClassifyingBatch) -> dict[str, list[dict]]:
+        """Wait for the batch's predictions, route and escalate, write everything in one transaction."""
+        batch, predictions = classifying.prepared, classifying.predictions.result()
+        now = self.clock()
+        keys, since = self.escalator.history_needed(batch.new_rows, now)
+        history = store.customer_history(self.engine, keys, since) if keys else {}
+        records = build_records(batch.new_rows, predictions, router=self.router, model_version=self.model.version,
+                                run_id=self.run_id, now=now, escalator=self.escalator, customer_history=history,
+                                webhooks=self.settings.webhooks, keep_raw_text=self.settings.keep_raw_rows)
+        totals = RunCounts(**self.counts.as_dict())
+        totals.add(batch.counts)
+        _retrying(lambda: store_batch(self.engine, batch, records, run_id=self.run_id, run_counts=totals),
+                  WRITE_RETRIES, self.engine)
+        self.counts = totals
+        self.tally.add(batch.quarantined)
+        if self.quarantine_file is not None:
+            append_quarantine_file(self.quarantine_file, batch.quarantined)
+        if self.after_batch is not None:
+            self.after_batch(records)
+        if self.progress is not None:
+            self.progress.advance(batch.counts.rows_read)
+        return records

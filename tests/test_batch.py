@@ -1,0 +1,130 @@
+"""The one batch path (pipeline/nightly/batch.py) on a real CSV and a real SQLite file: look-ahead
+classification, lookups that search an index, the idle rerun, live progress."""
+import logging
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipeline.ingest.sources import iter_raw_chunks
+from pipeline.model.classify import PARALLEL_MIN_ROWS, classify_texts, load_lexicon_model
+from pipeline.nightly.batch import BatchRun
+from pipeline.nightly.progress import RunProgress, count_rows, log_every, watching
+from pipeline.storage import store
+
+TEXTS = ["服务员态度很差，说话很不耐烦", "排队等了两个小时也没人处理，流程太混乱了", "空调坏了一整晚，电线漏电",
+         "乱收费，价格不透明，经理也不管", "热水器坏了，洗澡没有热水", "今天天气不错"]
+
+
+def _export(path, rows: int):
+    pd.DataFrame({"id": [f"K{i:06d}" for i in range(rows)],
+                  "text": [f"{TEXTS[i % len(TEXTS)]}（第{i}号）" for i in range(rows)],
+                  "created_at": [f"2026-11-{1 + i % 28:02d} 10:00" for i in range(rows)],
+                  "channel": "app"}).to_csv(path, index=False)
+    return path
+
+
+def _run(settings, source, run_id, **kwargs) -> BatchRun:
+    engine = store.connect(settings.resolved_database_url)
+    model = load_lexicon_model(settings.lexicon_path)
+    store.start_run(engine, run_id, str(source), model.version, None)
+    with BatchRun(settings, engine, model, run_id=run_id, **kwargs) as batches:
+        batches.run(iter_raw_chunks(str(source), chunk_size=settings.batch_size))
+    return batches
+
+
+def test_the_next_batch_is_classified_while_the_previous_one_is_stored(lexicon_settings, tmp_path):
+    """Batches of 2,500 rows on 2 worker processes: batch n+1 is handed to the workers before batch n is
+    written, and what is stored is what the model says for each text, in the source's order."""
+    settings = lexicon_settings.model_copy(update={"batch_size": PARALLEL_MIN_ROWS + 500, "workers": 2})
+    source = _export(tmp_path / "export.csv", 3 * settings.batch_size + 100)
+    events: list[str] = []
+    engine = store.connect(settings.resolved_database_url)
+    model = load_lexicon_model(settings.lexicon_path)
+    store.start_run(engine, "ahead", str(source), model.version, None)
+    with BatchRun(settings, engine, model, run_id="ahead",
+                  after_batch=lambda records: events.append(f"stored {records['complaint_rows'][0]['complaint_id']}")
+                  ) as batches:
+        classify = batches._classifier.classify
+
+        def recording(texts):
+            events.append(f"classifying {len(texts)}")
+            return classify(texts)
+
+        batches._classifier.classify = recording
+        counts = batches.run(iter_raw_chunks(str(source), chunk_size=settings.batch_size))
+    assert counts.classified == counts.rows_read == 3 * settings.batch_size + 100
+    assert events[:2] == ["classifying 2500", "classifying 2500"]  # the second batch before the first is stored
+    assert events[2] == "stored K000000"
+    stored = store.read_table(engine, store.predictions).merge(store.read_table(engine, store.complaints),
+                                                               on="complaint_id")
+    texts = pd.read_csv(source)["text"]
+    expected = classify_texts(model, texts.tolist())
+    by_id = stored.set_index("complaint_id").loc[[f"K{i:06d}" for i in range(len(texts))]]
+    assert by_id["cause"].tolist() == expected["cause"].tolist()
+    assert by_id["confidence"].round(4).tolist() == expected["confidence"].round(4).tolist()
+    assert len(store.read_table(engine, store.tickets)) == len(texts)
+    engine.dispose()
+
+
+def _statements_during(engine, action) -> list[tuple[str, tuple]]:
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_every_lookup_of_a_batch_searches_an_index_and_the_idle_rerun_reads_only_ids_and_hashes(
+        lexicon_settings, tmp_path):
+    """Looked up by key, never a scan that grows with the stored table (the predictions' two-column key was
+    scanned whole); a rerun over stored rows reads ids and content hashes and writes no complaint."""
+    settings = lexicon_settings.model_copy(update={"batch_size": 400})
+    source = _export(tmp_path / "export.csv", 1000)
+    engine = store.connect(settings.resolved_database_url)
+    model = load_lexicon_model(settings.lexicon_path)
+
+    def run(run_id):
+        store.start_run(engine, run_id, str(source), model.version, None)
+        with BatchRun(settings, engine, model, run_id=run_id) as batches:
+            batches.run(iter_raw_chunks(str(source), chunk_size=settings.batch_size))
+        return batches.counts
+
+    first = _statements_during(engine, lambda: run("first"))
+    selects = [(s, p) for s, p in first if s.lstrip().upper().startswith("SELECT")]
+    assert any("predictions" in s for s, _ in selects)
+    with engine.connect() as conn:
+        for statement, parameters in selects:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "SCAN" not in plan, (statement, plan)
+    again = []
+    statements = _statements_during(engine, lambda: again.append(run("rerun")))
+    assert again[0].skipped_seen == again[0].rows_read == 1000
+    reads = [s for s, _ in statements if s.lstrip().upper().startswith("SELECT")]
+    assert reads and all("FROM complaints" in s and "text" not in s.split("FROM")[0].replace("content_hash", "")
+                         for s in reads), reads
+    assert not any("INSERT INTO complaints" in s or "INSERT INTO predictions" in s for s, _ in statements)
+    engine.dispose()
+
+
+def test_progress_counts_the_file_and_reports_rows_per_second_and_time_left(lexicon_settings, tmp_path, caplog):
+    source = _export(tmp_path / "export.csv", 900)
+    assert count_rows(str(source)) == 900
+    assert count_rows(str(tmp_path / "missing.csv")) is None
+    seen: list[tuple[int, int | None]] = []
+    progress = RunProgress(total=count_rows(str(source)))
+    logger = logging.getLogger("test.progress")
+    progress.listeners.append(log_every(logger, seconds=0))
+    settings = lexicon_settings.model_copy(update={"batch_size": 300})
+    with caplog.at_level(logging.INFO, logger="test.progress"), \
+            watching(lambda run: seen.append((run.done, run.total))):
+        _run(settings, source, "progress", progress=progress)
+    assert seen == [(300, 900), (600, 900), (900, 900)]
+    lines = [r.getMessage() for r in caplog.records if r.name == "test.progress"]
+    assert len(lines) == 3 and lines[-1].startswith("progress: 900 of 900 (100%) rows,") and "rows/s" in lines[-1]
+    assert "left" in lines[0]
