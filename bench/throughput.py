@@ -60,8 +60,11 @@ def unique_texts(size: int) -> list[str]:
 
 def make_input(size: int, path: Path) -> int:
     texts = unique_texts(size)
+    # yesterday's complaints, as a nightly export holds them (not months-old ones whose deadlines all passed)
+    newest = pd.Timestamp.now().floor("s") - pd.Timedelta(hours=1)
+    created = newest - pd.to_timedelta(np.arange(size) % 86_400, unit="s")
     pd.DataFrame({"id": [f"B{i:07d}" for i in range(size)], "text": texts,
-                  "created_at": [f"2026-{1 + i % 12:02d}-{1 + i % 28:02d} 10:00" for i in range(size)],
+                  "created_at": created.strftime("%Y-%m-%d %H:%M:%S"),
                   "channel": [("app", "hotline", "web")[i % 3] for i in range(size)]}).to_csv(path, index=False)
     return sum(map(len, texts))
 
@@ -135,8 +138,9 @@ def measure(mode: str, path: Path, work: Path, engine: str) -> dict:
             with watching(lambda _progress: batch_ends.append(time.perf_counter())):
                 summary = nightly_flow(source=str(path), settings=settings)
             counts = summary["counts"]
-            assert counts["rows_read"] == len(texts), counts
-            assert counts["classified" if mode == "nightly" else "skipped_seen"] == len(texts), counts
+            done = counts["classified" if mode == "nightly" else "skipped_seen"]
+            assert counts["rows_read"] == len(texts) == done + counts["quarantined"], counts
+            result["classified"] = counts["classified"]
             result.update(_batch_times(batch_ends))
         seconds = time.perf_counter() - started
     return {**result, "seconds": round(seconds, 1), "rows_per_second": round(len(texts) / seconds),

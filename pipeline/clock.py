@@ -3,7 +3,9 @@ dates, ``--since``) is read in ``Settings.timezone``, and people are shown the c
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -40,5 +42,14 @@ def local_wall_times(naive_utc: pd.Series, timezone: str) -> pd.Series:
 
 def local_iso(value: datetime | None, timezone: str) -> str | None:
     """A stored time for people and receivers: ISO 8601 in ``timezone`` with its offset."""
-    local = to_local(value, timezone)
-    return local.isoformat(timespec="seconds") if local is not None else None
+    if value is None or pd.isna(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime(warn=False)
+    # plain datetimes: three per ticket, and a pandas Timestamp round trip cost ~100 µs each
+    return value.replace(tzinfo=dt_timezone.utc).astimezone(_zone(timezone)).isoformat(timespec="seconds")
+
+
+@lru_cache(maxsize=None)
+def _zone(timezone: str) -> ZoneInfo:
+    return ZoneInfo(timezone)

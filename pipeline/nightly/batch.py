@@ -114,7 +114,8 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
     # from here on the customer is only a reference, and metadata holds no personal values
     new_rows["customer_key"] = [privacy.customer_ref(m.get(settings.columns.customer)) for m in new_rows["metadata"]]
     new_rows["metadata"] = [privacy.mask_fields(m) for m in new_rows["metadata"]]
-    new_rows["channel"] = [mask_pii(c) if isinstance(c, str) else c for c in new_rows["channel"]]
+    channels = {c: mask_pii(c) for c in set(new_rows["channel"]) if isinstance(c, str)}  # a handful per batch
+    new_rows["channel"] = [channels.get(c, c) if isinstance(c, str) else c for c in new_rows["channel"]]
     counts.classified = len(new_rows)
     return PreparedBatch(new_rows, quarantined, counts)
 

@@ -28,6 +28,9 @@ _PII_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("[微信号]", re.compile(r"(?P<label>(?:微信|威信|weixin|wechat|(?<![A-Za-z])(?:vx|wx|v信))(?:号)?\s*(?:是|为)?\s*[:：]?\s*)"
                             r"[A-Za-z][-_A-Za-z0-9]{4,19}(?![-_A-Za-z0-9])", re.IGNORECASE)),
 )
+# Every pattern above needs a digit, an '@' or a WeChat label: a text with none of them is searched once, not
+# seven times (most complaints)
+_MAY_HOLD_PII = re.compile(r"[\d@]|微信|威信|weixin|wechat|vx|wx|v信", re.IGNORECASE)
 # A digit run labelled as an order, waybill or work-order number is not personal data and stays readable.
 _ORDER_LABEL = re.compile(r"(?:订单号?|单号|工单号?|运单号?|快递单号?|流水号|编号|发票号码?|合同号|批次号?)\s*(?:是|为)?\s*[:：#]?\s*$")
 
@@ -49,6 +52,8 @@ def mask_pii(text: str) -> str:
     cards, e-mail addresses, QQ numbers and WeChat ids with typed masks. Numbers labelled as order,
     waybill or work-order numbers stay."""
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    if not _MAY_HOLD_PII.search(text):
+        return text
     for mask, pattern in _PII_PATTERNS:
         text = pattern.sub(lambda match, text=text, mask=mask: _masked(match, text, mask), text)
     return text
