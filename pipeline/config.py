@@ -104,7 +104,7 @@ class Settings(BaseModel):
     # rjieba (jieba-rs: jieba's dictionary and algorithm in Rust) classifies ~1.7× faster than jieba, the
     # reference engine, and segments real texts alike (tests/test_segment.py holds it to that).
     segmenter_engine: Literal["jieba", "rjieba"] = "rjieba"
-    batch_size: int = Field(default=5000, ge=1, description="rows per transaction and per Prefect task")
+    batch_size: int = Field(default=5000, ge=1, description="rows per transaction and per hand-off to the workers")
     workers: int = Field(default=0, ge=0, description="classification processes; 0 = one per core")
     quarantine_failure_share: float = Field(
         default=0.9, gt=0, le=1,

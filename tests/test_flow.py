@@ -1,4 +1,5 @@
 """Real Prefect flow runs under one test harness: counts, idempotent reruns, watermark, kill and resume."""
+import logging
 import os
 import signal
 import subprocess
@@ -25,11 +26,19 @@ def _table_counts(url: str) -> dict[str, int]:
     return counts
 
 
-def test_nightly_run_accounts_for_every_row_and_reruns_add_nothing(prefect_harness, lexicon_settings):
+def test_nightly_run_accounts_for_every_row_and_reruns_add_nothing(prefect_harness, lexicon_settings, caplog):
     from flows.nightly import nightly_flow
 
-    first = nightly_flow(source=str(SAMPLE), settings=lexicon_settings)
+    task_log = logging.getLogger("prefect.task_runs")  # Prefect's loggers do not propagate to the root
+    task_log.addHandler(caplog.handler)
+    try:
+        first = nightly_flow(source=str(SAMPLE), settings=lexicon_settings)
+    finally:
+        task_log.removeHandler(caplog.handler)
     rows_in_file = len(pd.read_csv(SAMPLE, keep_default_na=False))
+    # the progress line in the run's log: rows of the counted file, rows/s
+    assert any(r.getMessage().startswith(f"done: {rows_in_file} of {rows_in_file} (100%) rows,")
+               and "rows/s" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
     counts = first["counts"]
     assert counts["rows_read"] == rows_in_file
     assert counts["classified"] + counts["quarantined"] + counts["skipped_seen"] == rows_in_file

@@ -234,7 +234,8 @@ class BatchRun:
         self.settings, self.engine, self.model, self.run_id, self.since = settings, engine, model, run_id, since
         self.router = router or Router.from_settings(settings)
         self.escalator = escalator or Escalator.from_settings(settings)
-        self.quarantine_file, self.clock, self.after_batch, self.progress = quarantine_file, clock, after_batch, progress
+        self.quarantine_file, self.clock = quarantine_file, clock
+        self.after_batch, self.progress = after_batch, progress
         self.counts, self.tally, self.seen_ids = RunCounts(), QuarantineTally(), set()
         self._classifier = ParallelClassifier(model, settings.worker_count)
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="classify-ahead")  # waits on the workers
