@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -88,8 +89,11 @@ def detect_encoding(path: Path) -> str:
     return "gb18030" if gb_errors < utf8_errors else "utf-8"
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes kept by surrogateescape
+
+
 def _has_undecodable(value) -> bool:
-    return isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value)
+    return isinstance(value, str) and _UNDECODABLE.search(value) is not None
 
 
 def _undecodable_column(source: str, row: int, cells: dict) -> QuarantinedRow | None:

@@ -66,6 +66,7 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
     quarantined: list[QuarantinedRow] = []
     keep: list[int] = []
     stamps = parse_timestamps(frame["created_at_raw"], timezone) if len(frame) else pd.Series([], dtype="datetime64[ns]")
+    no_date = stamps.isna().to_numpy()  # one array, not a pandas lookup per row
     for position, row in enumerate(frame.itertuples(index=False)):
         raw = {"id": row.complaint_id, "text": row.text, "created_at": row.created_at_raw,
                "channel": row.channel, **row.metadata}
@@ -91,7 +92,7 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
         elif row.complaint_id in seen_ids:
             reject("id", QuarantineReason.DUPLICATE_IN_SOURCE,
                    f"id {shown_value(row.complaint_id)!r} appears earlier in this source")
-        elif pd.isna(stamps.iloc[position]) and row.created_at_raw.strip():
+        elif no_date[position] and row.created_at_raw.strip():
             reject(date_column, QuarantineReason.BAD_DATE, f"cannot read {shown_value(row.created_at_raw)!r} as a date")
         elif isinstance(row.channel, str) and len(row.channel) > CHANNEL_LENGTH:
             reject("channel", QuarantineReason.VALUE_TOO_LONG,
