@@ -3,6 +3,7 @@ classification, lookups that search an index, the idle rerun, live progress."""
 import logging
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from pipeline.ingest.sources import iter_raw_chunks
@@ -32,6 +33,7 @@ def _run(settings, source, run_id, **kwargs) -> BatchRun:
     return batches
 
 
+@pytest.mark.slow  # starts the classifier's worker processes
 def test_the_next_batch_is_classified_while_the_previous_one_is_stored(lexicon_settings, tmp_path):
     """Batches of 2,500 rows on 2 worker processes: batch n+1 is handed to the workers before batch n is
     written, and what is stored is what the model says for each text, in the source's order."""
