@@ -37,7 +37,8 @@ redact_run_logs()
 @task(cache_policy=NO_CACHE)
 def classify_and_store(batches: BatchRun, source: str, table: str | None, query: str | None) -> dict:
     """Every batch of the source through the batch path (its database lookup and write retry by themselves);
-    progress logged every few seconds. Run-long state stays in ``batches``, never in task arguments."""
+    progress logged every few seconds. The run's growing state (ids seen, counts) lives inside ``batches``, a
+    plain object Prefect passes as it is instead of walking it."""
     settings = batches.settings
     batches.progress = RunProgress(total=count_rows(source))
     batches.progress.listeners.append(log_every(get_run_logger()))
