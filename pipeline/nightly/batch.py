@@ -16,10 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable
 
-import sqlalchemy as sa
-
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from pipeline.storage import store
 from pipeline.config import Settings, WebhookTarget
