@@ -1,8 +1,10 @@
-"""One typed settings object for the whole product.
+"""One typed settings object for the whole product, read by pydantic-settings.
 
 Defaults work on a fresh clone (SQLite in the work directory, the shipped model and dictionaries).
-A TOML file (``--config``) overrides any field; environment variables ``COMPLAINTS_<FIELD>`` override
-the file, so secrets such as webhook tokens and database passwords never need to live in a file.
+Precedence, first wins: the command's flags > environment variables ``COMPLAINTS_<FIELD>`` (nested fields as
+JSON, ``COMPLAINTS_COLUMNS='{"text": "内容"}'``, or one key at a time, ``COMPLAINTS_COLUMNS__TEXT=内容``) >
+the TOML file given with ``--config`` > defaults. Secrets such as webhook tokens and database passwords
+therefore never need to live in a file.
 """
 from __future__ import annotations
 
@@ -10,16 +12,20 @@ import codecs
 import os
 import re
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
+                               TomlConfigSettingsSource)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
 MODELS_DIR = PROJECT_ROOT / "models"
 
 ENV_PREFIX = "COMPLAINTS_"
+ENV_NESTED_DELIMITER = "__"
 # sha256 of models/default/model.joblib: pinned here, apart from the artifact's own metadata, so that a
 # swapped model folder is refused. Retraining the shipped model means updating this line.
 SHIPPED_MODEL_SHA256 = "ff290d5f7caa2a2f2763e187a2756467ed10e843be5df59502bc10d4fb0fe4e8"
@@ -81,8 +87,13 @@ def column_key(name: str) -> str:
     return "".join(ch for ch in str(name).casefold() if ch not in " _-")
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# The --config file of the Settings being built: pydantic-settings builds its sources from the class alone.
+_settings_file: ContextVar[Path | None] = ContextVar("settings_file", default=None)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", env_prefix=ENV_PREFIX,
+                                      env_nested_delimiter=ENV_NESTED_DELIMITER)
 
     work_dir: Path = Field(default=PROJECT_ROOT / "var", description="database, outputs, reports")
     # SecretStr: a password in the URL stays out of reprs, logs and the parameters Prefect records
@@ -131,6 +142,14 @@ class Settings(BaseModel):
         default=None, description="key of the customer references; default: a random key in work_dir/pseudonym.key")
     keep_raw_rows: bool = Field(
         default=False, description="also store complaint texts and quarantined rows unmasked (audits only)")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (keyword arguments) > environment > settings file > defaults; no .env or secrets folder."""
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_settings_file.get())
 
     @model_validator(mode="after")
     def _no_report_by_personal_column(self) -> "Settings":
@@ -194,33 +213,36 @@ def has_password(url: str) -> bool:
     return hide_password(url) != url
 
 
-def _env_overrides() -> dict:
-    overrides: dict = {}
-    for field in Settings.model_fields:
-        value = os.environ.get(ENV_PREFIX + field.upper())
-        if value is not None:
-            overrides[field] = value
-    return overrides
-
-
 def load_settings(config_path: Path | str | None = None, **overrides) -> Settings:
-    """File < environment < explicit keyword overrides."""
-    values: dict = {}
-    if config_path is not None:
-        path = Path(config_path)
-        try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: settings file not found") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    values.update(_env_overrides())
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    """Settings from the file ``config_path`` (optional), the environment and ``overrides`` (a command's flags;
+    None means "not given"), merged field by field, nested fields key by key, in the precedence above."""
+    path = Path(config_path) if config_path is not None else None
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{path}: settings file not found")
+    token = _settings_file.set(path)
     try:
-        return Settings(**values)
+        return Settings(**{name: value for name, value in overrides.items() if value is not None})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except SettingsError as exc:  # an environment variable that should hold JSON does not
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = ENV_PREFIX + (field.group(1).upper() if field else "…")
+        raise ConfigError(f"{name}: not valid JSON ({exc.__cause__ or exc}); give e.g. "
+                          f"{ENV_PREFIX}COLUMNS='{{\"text\": \"内容\"}}' or {ENV_PREFIX}COLUMNS__TEXT=内容") from exc
     except ValidationError as exc:
-        source = str(config_path) if config_path else "settings"
         problems = "; ".join(
-            (f"{'.'.join(str(p) for p in err['loc'])}: " if err["loc"] else "") + err["msg"] for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from exc
+            f"{_where_set(err['loc'], path)}: " + (f"{'.'.join(str(p) for p in err['loc'])}: " if err["loc"] else "")
+            + err["msg"] for err in exc.errors())
+        raise ConfigError(problems) from exc
+    finally:
+        _settings_file.reset(token)
+
+
+def _where_set(location: tuple, settings_file: Path | None) -> str:
+    """The environment variable a bad value came from if one sets its field, else the settings file."""
+    if location:
+        variable = ENV_PREFIX + str(location[0]).upper()
+        if any(name.upper() == variable or name.upper().startswith(variable + ENV_NESTED_DELIMITER)
+               for name in os.environ):
+            return variable
+    return str(settings_file) if settings_file else "settings"
