@@ -24,7 +24,7 @@ class Invocation:
 invocation = Invocation()
 
 
-def remember(settings):
+def remember_work_dir(settings):
     """Note the command's work directory for the error log; returns ``settings``."""
     invocation.work_dir = settings.work_dir
     return settings

@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.storage import store
-from pipeline.cli.errors import remember
+from pipeline.cli.options import ConfigOption, WorkDirOption, open_store, settings_from_flags
 from pipeline.clock import to_local
-from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.config import ConfigError
 from pipeline.delivery.spreadsheet import TableFormatError, write_table
 
 tickets_app = typer.Typer(no_args_is_help=True, help="Routed tickets: list, export, redeliver.")
@@ -28,8 +28,6 @@ review_app = typer.Typer(no_args_is_help=True,
 console = Console(soft_wrap=True)  # long paths stay on one line
 err_console = Console(stderr=True, soft_wrap=True)
 
-ConfigOption = typer.Option(None, "--config", help="settings TOML file (defaults need none)")
-WorkDirOption = typer.Option(None, "--work-dir", help="where the database and outputs are")
 QueueOption = typer.Option(None, "--queue", help="only this queue")
 StatusOption = typer.Option(None, "--status", help="only tickets with this status (open …)")
 DeliveryOption = typer.Option(None, "--delivery", help="only tickets with a delivery in this state: pending | delivered")
@@ -52,14 +50,6 @@ def _one_line_errors():
         raise typer.Exit(1) from exc
 
 
-def _settings(config: Optional[Path], work_dir: Optional[Path]) -> Settings:
-    return remember(load_settings(config, work_dir=work_dir))
-
-
-def _engine(settings: Settings):
-    return store.connect(settings.resolved_database_url)
-
-
 @tickets_app.command("list")
 def tickets_list(queue: Optional[str] = QueueOption, status: Optional[str] = StatusOption,
                  delivery: Optional[str] = DeliveryOption,
@@ -69,8 +59,9 @@ def tickets_list(queue: Optional[str] = QueueOption, status: Optional[str] = Sta
     from pipeline.delivery.outbox import ticket_overview
 
     with _one_line_errors():
-        settings = _settings(config, work_dir)
-        frame = ticket_overview(_engine(settings), queue=queue, status=status, delivery=delivery, limit=limit)
+        settings = settings_from_flags(config, work_dir=work_dir)
+        frame = ticket_overview(open_store(settings), queue=queue, status=status, delivery=delivery,
+                                limit=limit)
     table = Table(title=f"{len(frame)} ticket(s), most urgent first")
     table.add_column("ticket", no_wrap=True)
     for column in ("status", "queue", "prio", f"due ({settings.timezone})", "cause", "escalated", "deliveries"):
@@ -95,8 +86,8 @@ def tickets_export(output: Path = typer.Option(..., "--output", help=".csv, .xls
     from pipeline.tickets.build import flat_ticket
 
     with _one_line_errors():
-        settings = _settings(config, work_dir)
-        overview = ticket_overview(_engine(settings), queue=queue, status=status, delivery=delivery)
+        settings = settings_from_flags(config, work_dir=work_dir)
+        overview = ticket_overview(open_store(settings), queue=queue, status=status, delivery=delivery)
         rows = [{**flat_ticket(json.loads(ticket.payload_json)), **lifecycle_columns(ticket, settings.timezone),
                  "deliveries": ticket.deliveries} for ticket in overview.itertuples(index=False)]
         write_table(pd.DataFrame(rows), output)
@@ -111,8 +102,8 @@ def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path]
     from pipeline.delivery.outbox import deliver_pending
 
     with _one_line_errors():
-        settings = _settings(config, work_dir)
-        engine = _engine(settings)
+        settings = settings_from_flags(config, work_dir=work_dir)
+        engine = open_store(settings)
         with runlock.held(engine, f"redeliver-{store.utcnow():%Y%m%dT%H%M%S}") as lease:  # a nightly run delivers too
             report = deliver_pending(engine, settings, queue=queue, keeper=runlock.LeaseKeeper(engine, lease))
     delivered = ", ".join(f"{target} {count}" for target, count in sorted(report.delivered.items())) or "nothing"
@@ -149,7 +140,7 @@ def tickets_update(ticket_id: Optional[str] = typer.Argument(None, help="the tic
     from pipeline.tickets import lifecycle, updates
 
     with _one_line_errors():
-        settings = _settings(config, work_dir)
+        settings = settings_from_flags(config, work_dir=work_dir)
         actor = by or updates.default_actor()
         if file is not None:
             if ticket_id or any(v is not None for v in (status, resolution, cause, compensation, note, at)):
@@ -168,7 +159,7 @@ def tickets_update(ticket_id: Optional[str] = typer.Argument(None, help="the tic
                     updates.Problem(p.where, "--" + p.column.replace("_id", "-id"), p.message, p.kind)
                     for p in problems])
             changes, unreadable, source = [update], [], ""
-        result = lifecycle.apply_updates(_engine(settings), changes, source=source, unreadable=unreadable)
+        result = lifecycle.apply_updates(open_store(settings), changes, source=source, unreadable=unreadable)
     if file is None and result.applied:
         state = result.applied[0]
         console.print(f"{state.ticket_id}: {escape(state.status)}"
@@ -192,9 +183,9 @@ def tickets_sla(queue: Optional[str] = QueueOption,
     from pipeline.tickets.sla import breach_lists, open_clocks
 
     with _one_line_errors():
-        settings = _settings(config, work_dir)
+        settings = settings_from_flags(config, work_dir=work_dir)
         clock = Router.from_settings(settings).sla_clock
-        clocks = open_clocks(_engine(settings), clock, store.utcnow(), queue=queue)
+        clocks = open_clocks(open_store(settings), clock, store.utcnow(), queue=queue)
         breached, near = breach_lists(clocks, clock.rules.near_breach_share)
         if output is not None:
             write_table(pd.concat([breached.assign(list="breached"), near.assign(list="near_breach")],
@@ -222,9 +213,9 @@ def tickets_serve_updates(host: str = typer.Option("127.0.0.1", "--host", help="
     from pipeline.tickets.api import TicketUpdateServer, api_token
 
     with _one_line_errors():
-        settings = _settings(config, work_dir)
+        settings = settings_from_flags(config, work_dir=work_dir)
         token = api_token(settings)
-        server = TicketUpdateServer(_engine(settings), settings, token, host, port)
+        server = TicketUpdateServer(open_store(settings), settings, token, host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"[yellow]note:[/yellow] listening on {escape(host)} over plain HTTP: the token crosses "
                           "the network unencrypted; put a TLS proxy in front")
@@ -261,8 +252,8 @@ def review_export(output: Path = typer.Option(..., "--output", help=".csv or .xl
     from pipeline.training.review import review_candidates, teaching_order
 
     with _one_line_errors():
-        settings = _settings(config, work_dir)
-        engine = _engine(settings)
+        settings = settings_from_flags(config, work_dir=work_dir)
+        engine = open_store(settings)
         if audit is not None:
             audit_id, frame = draw_audit(engine, audit, since=since, seed=seed)
             write_table(frame, output, SPREADSHEET_SUFFIXES)
@@ -295,7 +286,7 @@ def review_select(input: Path = typer.Option(..., "--input", help="unlabelled co
     from pipeline.training.review import select_file
 
     with _one_line_errors():
-        settings = _settings(config, None)
+        settings = settings_from_flags(config)
         frame, pool_size = select_file(settings, input, limit, model=model, exclude=exclude, seed=seed)
         write_table(frame, output, SPREADSHEET_SUFFIXES)
     console.print(f"{len(frame)} of {pool_size} complaints chosen → {output}; fill in 'cause' "
@@ -312,7 +303,8 @@ def review_import(file: Path = typer.Argument(..., help="a filled-in review expo
     from pipeline.training.review import import_reviews
 
     with _one_line_errors():
-        result = import_reviews(_engine(_settings(config, work_dir)), file, reviewer=reviewer)
+        engine = open_store(settings_from_flags(config, work_dir=work_dir))
+        result = import_reviews(engine, file, reviewer=reviewer)
     console.print(f"imported {result.imported} review(s); {result.unchanged} unchanged, "
                   f"{result.not_labelled} row(s) without a cause skipped")
 
@@ -325,7 +317,7 @@ def review_export_labelled(output: Path = typer.Option(..., "--output", help=".c
     from pipeline.training.review import labelled_rows
 
     with _one_line_errors():
-        frame, reserved = labelled_rows(_engine(_settings(config, work_dir)))
+        frame, reserved = labelled_rows(open_store(settings_from_flags(config, work_dir=work_dir)))
         write_table(frame, output, (".csv",))
     console.print(f"{len(frame)} labelled row(s) → {output}"
                   + (f"; {reserved} left out (evaluation reserve)" if reserved else ""))

@@ -10,9 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.storage import store
-from pipeline.cli.errors import remember
-from pipeline.config import ConfigError, column_key, load_settings
+from pipeline.cli.options import ConfigOption, WorkDirOption, open_store, settings_from_flags
+from pipeline.config import ConfigError, column_key
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,21 +46,19 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
            output: Optional[Path] = typer.Option(None, "--output", help="default: WORK_DIR/reports/trends.FORMAT"),
            lang: Optional[Language] = typer.Option(None, "--lang", help="zh (default, from settings trends.language) "
                                                    "or en"),
-           config: Optional[Path] = typer.Option(None, "--config", help="settings TOML file (defaults need none)"),
-           work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="where the database and outputs are"),
-           ) -> None:
+           config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
     """Cause shares over time, changes, where, spike alerts, terms and examples — as one report file."""
     from pipeline.reporting.report import build_report, where, write_report
     from pipeline.reporting.trends import TrendError
 
     try:
-        settings = remember(load_settings(config, work_dir=work_dir))
+        settings = settings_from_flags(config, work_dir=work_dir)
         if by and column_key(by) in {column_key(c) for c in [*settings.personal_columns, settings.columns.customer]}:
             raise TrendError(f"--by {by}: a personal column (settings: personal_columns); reports are not split "
                              "by customer — list one customer's complaints with `complaints customer-ref` instead")
         chosen_format = _format_for(report_format, output)
         output = output or settings.reports_dir / f"trends.{chosen_format}"
-        engine = store.connect(settings.resolved_database_url)
+        engine = open_store(settings)
         report = build_report(engine, settings, since=since, until=until, split_by=by,
                               period=period.value if period else None, report_language=lang.value if lang else None)
         engine.dispose()
