@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo writes to the default work directory (var/), where every later command looks without a flag.
 demo: $(STAMP)
 	mkdir -p $(PREFECT_HOME)
-	$(BIN)/complaints run data/samples/complaints_sample.csv --work-dir var/demo
+	$(BIN)/complaints run data/samples/complaints_sample.csv
 	@# what the teams might have reported back, so the report's recovery section has something to show
-	$(BIN)/complaints data demo-updates --work-dir var/demo --output var/demo/ticket-updates.csv
-	$(BIN)/complaints tickets update --file var/demo/ticket-updates.csv --work-dir var/demo
-	$(BIN)/complaints trends --work-dir var/demo
+	$(BIN)/complaints data demo-updates --output var/demo-ticket-updates.csv
+	$(BIN)/complaints tickets update --file var/demo-ticket-updates.csv
+	$(BIN)/complaints trends
 
 # The report test opens the HTML in a real headless chromium (CI runs as root on a fresh machine), with the
 # CJK fonts a server needs to draw Chinese (without them every character is an empty box). The store tests

@@ -149,8 +149,10 @@ def mark_crashed(flow_run_id: str | None, message: str) -> None:
             get_run_logger().warning("could not mark Prefect flow run %s crashed: %s", flow_run_id, exc)
 
 
-def serve_nightly(settings: Settings, source: str, table: str | None = None, query: str | None = None) -> None:
-    """Register the nightly cron schedule (local time zone from settings) and serve it until stopped."""
+def serve_nightly(settings: Settings, source: str, table: str | None = None, query: str | None = None,
+                  config_path: str | None = None) -> None:
+    """Register the nightly cron schedule (local time zone from settings) and serve it until stopped; each run
+    reads the settings file ``config_path`` (and the environment) afresh."""
     from prefect.schedules import Cron
 
     if has_password(source):  # a deployment's parameters are stored in Prefect's database as they are
@@ -159,5 +161,5 @@ def serve_nightly(settings: Settings, source: str, table: str | None = None, que
     nightly_flow.serve(
         name="nightly",
         schedules=[Cron(settings.nightly_cron, timezone=settings.timezone)],
-        parameters={"source": source, "table": table, "query": query},
+        parameters={"source": source, "table": table, "query": query, "config_path": config_path},
     )

@@ -327,6 +327,9 @@ def test_the_trends_command_on_an_empty_store_says_what_to_do(tmp_path):
 
     from pipeline.cli.app import app
 
+    missing = CliRunner().invoke(app, ["trends", "--work-dir", str(tmp_path / "missing")])
+    assert missing.exit_code == 1 and "no database at" in missing.output and "complaints run SOURCE" in missing.output
+    store.connect(load_settings(work_dir=tmp_path / "empty").resolved_database_url).dispose()
     result = CliRunner().invoke(app, ["trends", "--work-dir", str(tmp_path / "empty")])
     assert result.exit_code == 1 and "no classified complaints yet: run `complaints run SOURCE` first" in result.output
 

@@ -60,8 +60,11 @@ def test_serve_registers_the_nightly_schedule_and_runs_on_demand(tmp_path):
     work = tmp_path / "work"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "COMPLAINTS_CLASSIFIER": "lexicon", "COMPLAINTS_WORK_DIR": str(work),
            "COMPLAINTS_NIGHTLY_CRON": "30 1 * * *", "COMPLAINTS_TIMEZONE": "Asia/Shanghai"}
+    env.pop("COMPLAINTS_WORK_DIR", None)
+    # the scheduled runs (child processes of serve) must get serve's --config and --work-dir, not the defaults
+    config = tmp_path / "settings.toml"
+    config.write_text('classifier = "lexicon"\n', encoding="utf-8")
     prefect = Path(sys.executable).with_name("prefect")
     server = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port),
                                "--analytics-off"], env=env, cwd=tmp_path,
@@ -70,7 +73,8 @@ def test_serve_registers_the_nightly_schedule_and_runs_on_demand(tmp_path):
     try:
         with httpx.Client(base_url=api, timeout=10) as client:
             _wait_for(lambda: _get_json(client, "GET", "/health"), 120, "server health", [server])
-            serving = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", str(SAMPLE)], env=env,
+            serving = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", str(SAMPLE), "--config", str(config),
+                                        "--work-dir", str(work)], env=env,
                                        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             deployments = _wait_for(lambda: _get_json(client, "POST", "/deployments/filter", json={}), 120,
                                     "deployment registered", [server, serving])
@@ -95,8 +99,10 @@ def test_serve_registers_the_nightly_schedule_and_runs_on_demand(tmp_path):
         with engine.connect() as conn:
             stored = conn.execute(sa.text("SELECT COUNT(*) FROM predictions")).scalar_one()
             quarantined = conn.execute(sa.text("SELECT COUNT(*) FROM quarantine")).scalar_one()
+            model_version = conn.execute(sa.text("SELECT model_version FROM runs")).scalar_one()
         engine.dispose()
         assert (stored, quarantined) == (400, 4)
+        assert model_version.startswith("lexicon-")  # the settings file reached the scheduled run
     finally:
         if serving is not None:
             _stop(serving)

@@ -1,5 +1,5 @@
 """Settings through the real command line: defaults < settings file < environment < flags, nested fields from
-the environment (as JSON and one key at a time)."""
+the environment (as JSON and one key at a time), and one work directory that decides where data lives."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import PROJECT_ROOT, load_settings
+from ticket_helpers import process_file, write_complaints
 
 TEXT = "前台服务员态度恶劣，爱答不理"
 
@@ -84,3 +85,38 @@ def test_secrets_and_lists_from_the_environment(monkeypatch, tmp_path):
     assert "s3cret" not in repr(settings) and settings.resolved_database_url.endswith("s3cret@db/complaints")
     assert settings.webhooks["operations"].url == "https://ops.example/hook"
     assert settings.trusted_models == ["abc"]
+
+
+# ---------------------------------------------------------------- one place decides where data lives
+
+READ_ONLY_COMMANDS = [
+    ("review", "export", "--output", "{tmp}/review.csv"),
+    ("review", "export-labelled", "--output", "{tmp}/labelled.csv"),
+    ("tickets", "list"),
+    ("tickets", "export", "--output", "{tmp}/tickets.csv"),
+    ("tickets", "sla"),
+    ("trends",),
+    ("customer-ref", "13912345678"),
+    ("data", "demo-updates", "--output", "{tmp}/updates.csv"),
+]
+
+
+@pytest.mark.parametrize("command", READ_ONLY_COMMANDS, ids=lambda command: " ".join(command[:2]))
+def test_a_command_that_reads_the_store_refuses_a_folder_without_one(command, tmp_path):
+    empty = tmp_path / "nowhere"
+    result = complaints(*(part.format(tmp=tmp_path) for part in command), env={"COMPLAINTS_WORK_DIR": str(empty)})
+    assert result.returncode == 1, result.stdout
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: no database at {empty / 'complaints.db'}")
+    assert "complaints run SOURCE" in errors[0] and "--work-dir" in errors[0]
+    assert not empty.exists()  # no empty database (nor its folder) left behind
+
+
+def test_the_work_directory_comes_from_the_environment_or_the_flag(tmp_path):
+    runs = tmp_path / "runs"
+    process_file(load_settings(work_dir=runs, classifier="lexicon"), write_complaints(tmp_path / "in.csv"))
+    from_env = complaints("tickets", "list", env={"COMPLAINTS_WORK_DIR": str(runs)})
+    assert from_env.returncode == 0, from_env.stderr
+    assert "ticket(s), most urgent first" in from_env.stdout and "TK-" in from_env.stdout
+    flag_wins = complaints("tickets", "list", "--work-dir", str(runs), env={"COMPLAINTS_WORK_DIR": str(tmp_path)})
+    assert flag_wins.returncode == 0 and flag_wins.stdout == from_env.stdout

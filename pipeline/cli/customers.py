@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from pipeline.cli.options import (ConfigOption, UserError, WorkDirOption, console, open_store,
+from pipeline.cli.options import (ConfigOption, UserError, WorkDirOption, console, open_existing_store,
                                   settings_from_flags)
 
 
@@ -20,10 +20,10 @@ def customer_ref(value: str = typer.Argument(..., help="a customer id, phone num
     from pipeline.text.privacy import Privacy
 
     settings = settings_from_flags(config, work_dir=work_dir)
+    engine = open_existing_store(settings)  # first: the reference's key is created in the work directory
     reference = Privacy.from_settings(settings).customer_ref(value)
     if reference is None:
         raise UserError("give a non-empty customer value")
-    engine = open_store(settings)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(store.complaints.c.complaint_id, store.complaints.c.source,
                                       store.complaints.c.source_row, store.tickets.c.ticket_id)

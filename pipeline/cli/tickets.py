@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.storage import store
-from pipeline.cli.options import ConfigOption, WorkDirOption, open_store, settings_from_flags
+from pipeline.cli.options import ConfigOption, WorkDirOption, open_existing_store, settings_from_flags
 from pipeline.clock import to_local
 from pipeline.config import ConfigError
 from pipeline.delivery.spreadsheet import TableFormatError, write_table
@@ -60,7 +60,7 @@ def tickets_list(queue: Optional[str] = QueueOption, status: Optional[str] = Sta
 
     with _one_line_errors():
         settings = settings_from_flags(config, work_dir=work_dir)
-        frame = ticket_overview(open_store(settings), queue=queue, status=status, delivery=delivery,
+        frame = ticket_overview(open_existing_store(settings), queue=queue, status=status, delivery=delivery,
                                 limit=limit)
     table = Table(title=f"{len(frame)} ticket(s), most urgent first")
     table.add_column("ticket", no_wrap=True)
@@ -87,7 +87,7 @@ def tickets_export(output: Path = typer.Option(..., "--output", help=".csv, .xls
 
     with _one_line_errors():
         settings = settings_from_flags(config, work_dir=work_dir)
-        overview = ticket_overview(open_store(settings), queue=queue, status=status, delivery=delivery)
+        overview = ticket_overview(open_existing_store(settings), queue=queue, status=status, delivery=delivery)
         rows = [{**flat_ticket(json.loads(ticket.payload_json)), **lifecycle_columns(ticket, settings.timezone),
                  "deliveries": ticket.deliveries} for ticket in overview.itertuples(index=False)]
         write_table(pd.DataFrame(rows), output)
@@ -103,7 +103,7 @@ def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path]
 
     with _one_line_errors():
         settings = settings_from_flags(config, work_dir=work_dir)
-        engine = open_store(settings)
+        engine = open_existing_store(settings)
         with runlock.held(engine, f"redeliver-{store.utcnow():%Y%m%dT%H%M%S}") as lease:  # a nightly run delivers too
             report = deliver_pending(engine, settings, queue=queue, keeper=runlock.LeaseKeeper(engine, lease))
     delivered = ", ".join(f"{target} {count}" for target, count in sorted(report.delivered.items())) or "nothing"
@@ -159,7 +159,8 @@ def tickets_update(ticket_id: Optional[str] = typer.Argument(None, help="the tic
                     updates.Problem(p.where, "--" + p.column.replace("_id", "-id"), p.message, p.kind)
                     for p in problems])
             changes, unreadable, source = [update], [], ""
-        result = lifecycle.apply_updates(open_store(settings), changes, source=source, unreadable=unreadable)
+        result = lifecycle.apply_updates(open_existing_store(settings), changes, source=source,
+                                         unreadable=unreadable)
     if file is None and result.applied:
         state = result.applied[0]
         console.print(f"{state.ticket_id}: {escape(state.status)}"
@@ -185,7 +186,7 @@ def tickets_sla(queue: Optional[str] = QueueOption,
     with _one_line_errors():
         settings = settings_from_flags(config, work_dir=work_dir)
         clock = Router.from_settings(settings).sla_clock
-        clocks = open_clocks(open_store(settings), clock, store.utcnow(), queue=queue)
+        clocks = open_clocks(open_existing_store(settings), clock, store.utcnow(), queue=queue)
         breached, near = breach_lists(clocks, clock.rules.near_breach_share)
         if output is not None:
             write_table(pd.concat([breached.assign(list="breached"), near.assign(list="near_breach")],
@@ -215,7 +216,7 @@ def tickets_serve_updates(host: str = typer.Option("127.0.0.1", "--host", help="
     with _one_line_errors():
         settings = settings_from_flags(config, work_dir=work_dir)
         token = api_token(settings)
-        server = TicketUpdateServer(open_store(settings), settings, token, host, port)
+        server = TicketUpdateServer(open_existing_store(settings), settings, token, host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"[yellow]note:[/yellow] listening on {escape(host)} over plain HTTP: the token crosses "
                           "the network unencrypted; put a TLS proxy in front")
@@ -253,7 +254,7 @@ def review_export(output: Path = typer.Option(..., "--output", help=".csv or .xl
 
     with _one_line_errors():
         settings = settings_from_flags(config, work_dir=work_dir)
-        engine = open_store(settings)
+        engine = open_existing_store(settings)
         if audit is not None:
             audit_id, frame = draw_audit(engine, audit, since=since, seed=seed)
             write_table(frame, output, SPREADSHEET_SUFFIXES)
@@ -303,7 +304,7 @@ def review_import(file: Path = typer.Argument(..., help="a filled-in review expo
     from pipeline.training.review import import_reviews
 
     with _one_line_errors():
-        engine = open_store(settings_from_flags(config, work_dir=work_dir))
+        engine = open_existing_store(settings_from_flags(config, work_dir=work_dir))
         result = import_reviews(engine, file, reviewer=reviewer)
     console.print(f"imported {result.imported} review(s); {result.unchanged} unchanged, "
                   f"{result.not_labelled} row(s) without a cause skipped")
@@ -317,7 +318,7 @@ def review_export_labelled(output: Path = typer.Option(..., "--output", help=".c
     from pipeline.training.review import labelled_rows
 
     with _one_line_errors():
-        frame, reserved = labelled_rows(open_store(settings_from_flags(config, work_dir=work_dir)))
+        frame, reserved = labelled_rows(open_existing_store(settings_from_flags(config, work_dir=work_dir)))
         write_table(frame, output, (".csv",))
     console.print(f"{len(frame)} labelled row(s) → {output}"
                   + (f"; {reserved} left out (evaluation reserve)" if reserved else ""))

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.cli.options import ConfigOption, WorkDirOption, open_store, settings_from_flags
+from pipeline.cli.options import ConfigOption, WorkDirOption, open_existing_store, settings_from_flags
 from pipeline.config import ConfigError, column_key
 
 console = Console()
@@ -58,7 +58,7 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
                              "by customer — list one customer's complaints with `complaints customer-ref` instead")
         chosen_format = _format_for(report_format, output)
         output = output or settings.reports_dir / f"trends.{chosen_format}"
-        engine = open_store(settings)
+        engine = open_existing_store(settings)
         report = build_report(engine, settings, since=since, until=until, split_by=by,
                               period=period.value if period else None, report_language=lang.value if lang else None)
         engine.dispose()
