@@ -207,7 +207,9 @@ class BreachSweep:
     near_breach: int
 
     def summary(self) -> dict:
-        counts = lambda column: {str(k): int(v) for k, v in self.found[column].value_counts().items()}  # noqa: E731
+        def counts(column: str) -> dict[str, int]:
+            return {str(value): int(count) for value, count in self.found[column].value_counts().items()}
+
         return {"breached_since_last_run": len(self.found), "escalated": int(self.found["escalated"].sum()),
                 "by_queue": counts("queue"), "by_cause": counts("cause"), "breached_open": self.breached_open,
                 "respond_breached": self.respond_breached, "near_breach": self.near_breach}
