@@ -36,6 +36,7 @@ def export(tmp_path):
     return path
 
 
+@pytest.mark.slow  # the CLI in a subprocess, several times
 def test_each_layer_overrides_the_one_below(export, tmp_path):
     settings_file = tmp_path / "settings.toml"
     settings_file.write_text('[columns]\nid = "file_id"\n', encoding="utf-8")
@@ -50,6 +51,7 @@ def test_each_layer_overrides_the_one_below(export, tmp_path):
     assert classified_ids(complaints(*with_file, "--column", "id=flag_id", env=from_env), output) == ["FLAG"]
 
 
+@pytest.mark.slow  # the CLI in a subprocess, several times
 def test_nested_fields_from_the_environment_as_json_merge_with_the_file_key_by_key(tmp_path):
     export = tmp_path / "export.csv"  # no 'text' column: the file's text mapping must survive the environment's
     pd.DataFrame({"file_id": ["FILE"], "env_id": ["ENV"], "内容": [TEXT]}).to_csv(export, index=False)
@@ -65,6 +67,7 @@ def test_nested_fields_from_the_environment_as_json_merge_with_the_file_key_by_k
                           output) == ["ENV"]
 
 
+@pytest.mark.slow  # the CLI in a subprocess, several times
 def test_a_bad_environment_value_is_one_line_naming_the_variable(export, tmp_path):
     classify = ["classify", "--input", str(export), "--output", str(tmp_path / "out.csv"), "--lexicon"]
     broken = complaints(*classify, env={"COMPLAINTS_COLUMNS": '{"text": '})
@@ -89,8 +92,9 @@ def test_secrets_and_lists_from_the_environment(monkeypatch, tmp_path):
 
 # ---------------------------------------------------------------- one place decides where data lives
 
-READ_ONLY_COMMANDS = [
-    ("review", "export", "--output", "{tmp}/review.csv"),
+# the case in the fast lane, the other read-only commands in the full suite
+READ_ONLY_COMMANDS = [("review", "export", "--output", "{tmp}/review.csv")] + [
+    pytest.param(command, marks=pytest.mark.slow) for command in [
     ("review", "export-labelled", "--output", "{tmp}/labelled.csv"),
     ("tickets", "list"),
     ("tickets", "export", "--output", "{tmp}/tickets.csv"),
@@ -98,7 +102,7 @@ READ_ONLY_COMMANDS = [
     ("trends",),
     ("customer-ref", "13912345678"),
     ("data", "demo-updates", "--output", "{tmp}/updates.csv"),
-]
+]]
 
 
 @pytest.mark.parametrize("command", READ_ONLY_COMMANDS, ids=lambda command: " ".join(command[:2]))
@@ -112,6 +116,7 @@ def test_a_command_that_reads_the_store_refuses_a_folder_without_one(command, tm
     assert not empty.exists()  # no empty database (nor its folder) left behind
 
 
+@pytest.mark.slow  # the CLI in a subprocess, several times
 def test_the_work_directory_comes_from_the_environment_or_the_flag(tmp_path):
     runs = tmp_path / "runs"
     process_file(load_settings(work_dir=runs, classifier="lexicon"), write_complaints(tmp_path / "in.csv"))
