@@ -67,10 +67,12 @@ def _exports(settings, folder) -> list:
     from pipeline.cli.app import app
 
     paths = []
-    for name in ("tickets.xlsx", "tickets.csv"):
+    for name in ("tickets.xlsx", "tickets.csv"):  # the run's database, wherever it is (not only in work_dir)
         result = CliRunner().invoke(app, ["tickets", "export", "--work-dir", str(settings.work_dir),
-                                          "--output", str(folder / name)])
+                                          "--output", str(folder / name)],
+                                    env={"COMPLAINTS_DATABASE_URL": settings.resolved_database_url})
         assert result.exit_code == 0, result.output
+        assert not result.output.startswith("0 ticket(s)")  # the run's tickets, not an empty store
         paths.append(folder / name)
     return paths
 
