@@ -106,6 +106,9 @@ class Settings(BaseModel):
     segmenter_engine: Literal["jieba", "rjieba"] = "rjieba"
     batch_size: int = Field(default=5000, ge=1, description="rows per transaction and per hand-off to the workers")
     workers: int = Field(default=0, ge=0, description="classification processes; 0 = one per core")
+    # A Dask scheduler whose workers classify the batches (pipeline/model/cluster.py); empty: this machine
+    cluster: str = Field(default="",
+                         description="Dask scheduler address, e.g. tcp://scheduler:8786; empty = no cluster")
     quarantine_failure_share: float = Field(
         default=0.9, gt=0, le=1,
         description="a run fails (naming the mapping to fix) when this share of its rows is quarantined")
