@@ -56,7 +56,8 @@ class ModelSpec:
         else:
             path = Path(settings.model_path)
             artifact, sha256 = (path / MODEL_FILE if path.is_dir() else path), model.metadata["sha256"]
-        return cls(settings.classifier, Path(settings.model_path), Path(settings.lexicon_path),
+        # absolute paths: a worker's working directory is its own
+        return cls(settings.classifier, Path(settings.model_path).resolve(), Path(settings.lexicon_path).resolve(),
                    tuple(settings.trusted_models), settings.segmenter_engine, artifact.resolve(), sha256)
 
 
