@@ -20,7 +20,7 @@ from pipeline.config import PROJECT_ROOT, load_settings
 from pipeline.storage import store
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"
-pytestmark = pytest.mark.flow
+slow = pytest.mark.slow  # starts a Dask scheduler and worker processes (conftest marks the flow tests)
 
 RUN_DEPENDENT = {  # columns that hold the run's id or the time of the run
     "complaints": ["run_id", "ingested_at"],
@@ -73,6 +73,7 @@ def _delivered_ticket_ids(settings) -> Counter:
                    for line in path.read_text(encoding="utf-8").splitlines())
 
 
+@slow
 def test_a_run_through_the_cluster_stores_what_one_process_stores(two_workers, prefect_harness, tmp_path):
     from flows.nightly import nightly_flow
     from pipeline.model import cluster as cluster_module
@@ -90,6 +91,24 @@ def test_a_run_through_the_cluster_stores_what_one_process_stores(two_workers, p
     assert not cluster_module._models  # and this process never loaded one for the cluster
     delivered = _delivered_ticket_ids(on_cluster)
     assert delivered == _delivered_ticket_ids(one_process) and set(delivered) == set(stored["tickets"]["ticket_id"])
+
+
+def test_the_cluster_setting_chooses_the_classifier_and_workers_get_absolute_paths(monkeypatch):
+    from pipeline.model.classify import ParallelClassifier, load_lexicon_model
+    from pipeline.model.cluster import ClusterClassifier, ModelSpec, open_classifier
+    from pipeline.model.registry import file_sha256
+
+    model = load_lexicon_model()
+    assert isinstance(open_classifier(load_settings(classifier="lexicon"), model), ParallelClassifier)
+    monkeypatch.setenv("COMPLAINTS_CLUSTER", "tcp://scheduler:8786")
+    monkeypatch.chdir(PROJECT_ROOT)
+    settings = load_settings(classifier="lexicon", lexicon_path="data/lexicon/cause_lexicon.toml")
+    classifier = open_classifier(settings, model)  # connects only when entered
+    assert isinstance(classifier, ClusterClassifier) and classifier.address == "tcp://scheduler:8786"
+    lexicon = PROJECT_ROOT / "data" / "lexicon" / "cause_lexicon.toml"
+    assert classifier.spec.lexicon_path == classifier.spec.artifact == lexicon.resolve()
+    assert classifier.spec.model_path.is_absolute() and classifier.spec.sha256 == file_sha256(lexicon)
+    assert ModelSpec.of(settings, model) == classifier.spec  # hashable and equal: one model per worker
 
 
 def _free_port() -> int:
@@ -117,6 +136,7 @@ def test_an_unreachable_scheduler_fails_the_run_with_one_line_naming_it(prefect_
     engine.dispose()
 
 
+@slow
 def test_workers_refuse_a_model_file_other_than_the_runs_or_an_untrusted_one(two_workers):
     from pipeline.model.classify import load_model
     from pipeline.model.cluster import ModelSpec, classify_slice
@@ -150,6 +170,7 @@ def _kill_a_worker_while_it_classifies(cluster, killed: dict) -> None:
             time.sleep(0.02)
 
 
+@slow
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(two_workers, prefect_harness, tmp_path):
     from flows.nightly import nightly_flow
 
