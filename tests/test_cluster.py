@@ -103,7 +103,7 @@ def test_the_cluster_setting_chooses_the_classifier_and_workers_get_absolute_pat
     monkeypatch.setenv("COMPLAINTS_CLUSTER", "tcp://scheduler:8786")
     monkeypatch.chdir(PROJECT_ROOT)
     settings = load_settings(classifier="lexicon", lexicon_path="data/lexicon/cause_lexicon.toml")
-    classifier = open_classifier(settings, model)  # connects only when entered
+    classifier = open_classifier(settings, model)  # connects on its first batch
     assert isinstance(classifier, ClusterClassifier) and classifier.address == "tcp://scheduler:8786"
     lexicon = PROJECT_ROOT / "data" / "lexicon" / "cause_lexicon.toml"
     assert classifier.spec.lexicon_path == classifier.spec.artifact == lexicon.resolve()

@@ -100,26 +100,34 @@ class ClusterClassifier:
         self._client = None
 
     def __enter__(self):
-        from distributed import Client
-
-        what_to_do = (f"start it with `dask scheduler` and its workers with `dask worker {self.address}`, or "
-                      "leave the cluster setting (COMPLAINTS_CLUSTER) empty to classify on this machine")
-        try:
-            self._client = Client(self.address, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False)
-        except OSError as exc:
-            raise ClusterUnreachableError(f"cannot reach the Dask scheduler at {self.address}: {what_to_do}") from exc
-        try:
-            self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_SECONDS)
-        except TimeoutError as exc:
-            self._client.close()
-            raise ClusterUnreachableError(f"the Dask scheduler at {self.address} has had no worker for "
-                                          f"{WORKERS_TIMEOUT_SECONDS} s: {what_to_do}") from exc
-        logger.info("classifying on the Dask cluster at %s (%d worker threads)", self.address, self._threads())
         return self
 
     def __exit__(self, *exc):
         if self._client is not None:
             self._client.close()
+
+    def _connected(self):
+        """The client, connected on the first batch (as the local pool starts its processes then), so that
+        an unreachable scheduler fails the run where any classifying error does."""
+        if self._client is not None:
+            return self._client
+        from distributed import Client
+
+        what_to_do = (f"start it with `dask scheduler` and its workers with `dask worker {self.address}`, or "
+                      "leave the cluster setting (COMPLAINTS_CLUSTER) empty to classify on this machine")
+        try:
+            client = Client(self.address, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False)
+        except OSError as exc:
+            raise ClusterUnreachableError(f"cannot reach the Dask scheduler at {self.address}: {what_to_do}") from exc
+        try:
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            client.close()
+            raise ClusterUnreachableError(f"the Dask scheduler at {self.address} has had no worker for "
+                                          f"{WORKERS_TIMEOUT_SECONDS} s: {what_to_do}") from exc
+        self._client = client
+        logger.info("classifying on the Dask cluster at %s (%d worker threads)", self.address, self._threads())
+        return client
 
     def _threads(self) -> int:
         return max(1, sum(self._client.nthreads().values()))
@@ -128,10 +136,11 @@ class ClusterClassifier:
         texts = list(texts)
         if not texts:
             return classify_texts(self.model, texts)
+        client = self._connected()
         slices = [list(s) for s in np.array_split(np.array(texts, dtype=object), self._threads()) if len(s)]
         # pure=False: no hashing of the texts for a task key; every slice is its own task
-        futures = [self._client.submit(classify_slice, self.spec, part, pure=False) for part in slices]
-        return pd.concat(self._client.gather(futures), ignore_index=True)
+        futures = [client.submit(classify_slice, self.spec, part, pure=False) for part in slices]
+        return pd.concat(client.gather(futures), ignore_index=True)
 
 
 Classifier = ParallelClassifier | ClusterClassifier
