@@ -17,6 +17,7 @@ import pytest
 from bench.local_cluster import LocalDaskCluster
 from bench.throughput import make_input
 from pipeline.config import PROJECT_ROOT, load_settings
+from pipeline.model.classify import classify_texts
 from pipeline.storage import store
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "complaints_sample.csv"
@@ -111,6 +112,53 @@ def test_the_cluster_setting_chooses_the_classifier_and_workers_get_absolute_pat
     assert ModelSpec.of(settings, model) == classifier.spec  # hashable and equal: one model per worker
 
 
+def _familiar_and_unfamiliar(model) -> tuple[list[str], list[str]]:
+    """30 sample texts the model knows well enough (no review at the normal bar, some would need it at the
+    stricter one) and 30 whose vocabulary it mostly does not know."""
+    texts = [t for t in pd.read_csv(SAMPLE, keep_default_na=False)["text"] if t.strip()]
+    scored = classify_texts(model, texts)
+    policy = model.policy
+    known = (scored["coverage"] >= policy.min_coverage) & ~scored["needs_review"]
+    familiar = scored.index[known & (scored["confidence"] < policy.unfamiliar_min_confidence)].tolist()
+    familiar += scored.index[known & (scored["confidence"] >= policy.unfamiliar_min_confidence)].tolist()
+    unfamiliar = scored.index[scored["coverage"] < policy.min_coverage].tolist()
+    return [texts[i] for i in familiar[:30]], [texts[i] for i in unfamiliar[:30]]
+
+
+def test_a_batch_is_decided_whole_however_its_slices_are_scored():
+    """Half a batch unfamiliar puts every text of it to the stricter bar; decided slice by slice, the familiar
+    half would escape it. Workers score slices; the batch is decided whole."""
+    from pipeline.model.classify import decide_batch, load_model, score_texts
+
+    model = load_model(load_settings())
+    familiar, unfamiliar = _familiar_and_unfamiliar(model)
+    assert len(familiar) == len(unfamiliar) == 30
+    whole = classify_texts(model, familiar + unfamiliar)
+    assert whole["unfamiliar"].all()
+    per_slice = pd.concat([classify_texts(model, familiar), classify_texts(model, unfamiliar)], ignore_index=True)
+    assert not per_slice["unfamiliar"].iloc[:30].any()
+    assert (whole["needs_review"] != per_slice["needs_review"]).any()
+    scored = pd.concat([score_texts(model, familiar), score_texts(model, unfamiliar)], ignore_index=True)
+    pd.testing.assert_frame_equal(decide_batch(model, scored), whole)
+
+
+@slow
+def test_the_local_pool_and_the_cluster_decide_each_batch_whole(two_workers):
+    from pipeline.model.classify import PARALLEL_MIN_ROWS, ParallelClassifier, load_model
+    from pipeline.model.cluster import open_classifier
+
+    settings = load_settings(cluster=two_workers.address)
+    model = load_model(settings)
+    familiar, unfamiliar = _familiar_and_unfamiliar(model)
+    with open_classifier(settings, model) as on_cluster:  # two worker threads: one slice each half
+        pd.testing.assert_frame_equal(on_cluster.classify(familiar + unfamiliar),
+                                      classify_texts(model, familiar + unfamiliar))
+    repeat = PARALLEL_MIN_ROWS // 60 + 1  # enough rows for the pool; its two slices are again the two halves
+    texts = familiar * repeat + unfamiliar * repeat
+    with ParallelClassifier(model, 2) as pool:
+        pd.testing.assert_frame_equal(pool.classify(texts), classify_texts(model, texts))
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -139,20 +187,21 @@ def test_an_unreachable_scheduler_fails_the_run_with_one_line_naming_it(prefect_
 @slow
 def test_workers_refuse_a_model_file_other_than_the_runs_or_an_untrusted_one(two_workers):
     from pipeline.model.classify import load_model
-    from pipeline.model.cluster import ModelSpec, classify_slice
+    from pipeline.model.cluster import ModelSpec, score_slice
     from pipeline.model.registry import ModelIntegrityError
 
     settings = load_settings()
     spec = ModelSpec.of(settings, load_model(settings))
     with two_workers.client() as client:
         with pytest.raises(ModelIntegrityError, match="is not the model this run loaded"):
-            client.submit(classify_slice, dataclasses.replace(spec, sha256="0" * 64), ["快递三天没到"],
+            client.submit(score_slice, dataclasses.replace(spec, sha256="0" * 64), ["快递三天没到"],
                           pure=False).result()
         with pytest.raises(ModelIntegrityError, match="is not a trusted model"):
-            client.submit(classify_slice, dataclasses.replace(spec, trusted_models=("0" * 64,)), ["快递三天没到"],
+            client.submit(score_slice, dataclasses.replace(spec, trusted_models=("0" * 64,)), ["快递三天没到"],
                           pure=False).result()
-        frame = client.submit(classify_slice, spec, ["快递三天没到", "客服态度很差"], pure=False).result()
-    assert len(frame) == 2 and set(frame["cause"]) <= set(load_model(settings).labels)
+        frame = client.submit(score_slice, spec, ["快递三天没到", "客服态度很差"], pure=False).result()
+    assert len(frame) == 2 and (frame.filter(like="p_").sum(axis=1) - 1).abs().max() < 1e-9
+    assert frame["explanation"].notna().all()
 
 
 def _kill_a_worker_while_it_classifies(cluster, killed: dict) -> None:
@@ -162,7 +211,7 @@ def _kill_a_worker_while_it_classifies(cluster, killed: dict) -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
             for worker, keys in client.processing().items():
-                slices = [key for key in keys if str(key).startswith("classify_slice")]
+                slices = [key for key in keys if str(key).startswith("score_slice")]
                 if slices and worker in pids:
                     killed.update(worker=worker, pid=pids[worker], keys=slices, at=time.time())
                     os.kill(pids[worker], signal.SIGKILL)

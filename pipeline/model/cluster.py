@@ -3,11 +3,12 @@
 
 Each batch goes to the cluster's workers in slices, one per worker thread. A worker loads the model once,
 from the same path as this process, after checking that its file has the sha256 this run loaded and that
-the settings trust it; it then segments, vectorises and predicts its slices and sends back only the result
-frames. Everything else (routing, the run lease, writes, the outbox) stays in the flow's process, the one
+the settings trust it; it then segments, vectorises and scores its slices and sends back only the score
+frames. The batch is decided here, whole, as in one process (its unfamiliar-share rule looks at every text
+of the batch). Everything else (routing, the run lease, writes, the outbox) stays in the flow's process, the one
 writer. A worker that dies mid-batch loses nothing: the scheduler still holds its slices (their texts are
-in the tasks) and runs them again on another worker; the batch's frame is assembled here from exactly one
-result per slice, in order.
+in the tasks) and runs them again on another worker; the batch is assembled here from exactly one score
+frame per slice, in order.
 
 The workers need this product installed (same versions) and the model file at the same path.
 """
@@ -22,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import ConfigError
-from pipeline.model.classify import CauseModel, ParallelClassifier, classify_texts, load_model
+from pipeline.model.classify import (CauseModel, ParallelClassifier, classify_texts, decide_batch, load_model,
+                                     score_texts)
 from pipeline.model.registry import MODEL_FILE, ModelIntegrityError, file_sha256
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -85,9 +87,9 @@ def _load_checked(spec: ModelSpec) -> CauseModel:
     return load_model(spec)  # the trusted_models check runs here as well, before anything is unpickled
 
 
-def classify_slice(spec: ModelSpec, texts: list[str]) -> pd.DataFrame:
-    """Runs on a worker: one slice of a batch through the worker's copy of the model."""
-    return classify_texts(model_on_worker(spec), texts)
+def score_slice(spec: ModelSpec, texts: list[str]) -> pd.DataFrame:
+    """Runs on a worker: one slice of a batch scored by the worker's copy of the model."""
+    return score_texts(model_on_worker(spec), texts)
 
 
 class ClusterClassifier:
@@ -139,8 +141,8 @@ class ClusterClassifier:
         client = self._connected()
         slices = [list(s) for s in np.array_split(np.array(texts, dtype=object), self._threads()) if len(s)]
         # pure=False: no hashing of the texts for a task key; every slice is its own task
-        futures = [client.submit(classify_slice, self.spec, part, pure=False) for part in slices]
-        return pd.concat(client.gather(futures), ignore_index=True)
+        futures = [client.submit(score_slice, self.spec, part, pure=False) for part in slices]
+        return decide_batch(self.model, pd.concat(client.gather(futures), ignore_index=True))
 
 
 Classifier = ParallelClassifier | ClusterClassifier
