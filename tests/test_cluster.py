@@ -57,6 +57,9 @@ def assert_same_rows(cluster_settings, local_settings) -> dict[str, pd.DataFrame
     """Complaints, predictions (confidence and each probability to 1e-9), tickets and the outbox of two runs
     are the same row by row, apart from run ids and times of the run."""
     ours, theirs = _stored(cluster_settings), _stored(local_settings)
+    for stored in (ours, theirs):  # the deadline sweep names the hours late at the time of its run
+        stored["tickets"]["escalation_reasons"] = stored["tickets"]["escalation_reasons"].str.replace(
+            r"\d+", "N", regex=True)
     for name, columns in RUN_DEPENDENT.items():
         pd.testing.assert_frame_equal(ours[name].drop(columns=columns), theirs[name].drop(columns=columns),
                                       check_exact=False, rtol=0, atol=1e-9)
@@ -75,11 +78,14 @@ def _delivered_ticket_ids(settings) -> Counter:
 
 
 @slow
-def test_a_run_through_the_cluster_stores_what_one_process_stores(two_workers, prefect_harness, tmp_path):
+def test_a_run_through_the_cluster_stores_what_one_process_stores(two_workers, prefect_harness, tmp_path,
+                                                                  database_url):
+    """The cluster's run on SQLite and on PostgreSQL; the one-process run on SQLite."""
     from flows.nightly import nightly_flow
     from pipeline.model import cluster as cluster_module
 
-    on_cluster = load_settings(work_dir=tmp_path / "cluster", cluster=two_workers.address, batch_size=100)
+    on_cluster = load_settings(work_dir=tmp_path / "cluster", cluster=two_workers.address, batch_size=100,
+                               database_url=database_url)
     one_process = load_settings(work_dir=tmp_path / "local", workers=1, batch_size=100)
     summary = nightly_flow(source=str(SAMPLE), settings=on_cluster)
     local = nightly_flow(source=str(SAMPLE), settings=one_process)
