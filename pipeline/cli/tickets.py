@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.storage import store
 from pipeline.cli.errors import remember
 from pipeline.clock import to_local
 from pipeline.config import ConfigError, Settings, load_settings
@@ -57,6 +56,8 @@ def _settings(config: Optional[Path], work_dir: Optional[Path]) -> Settings:
 
 
 def _engine(settings: Settings):
+    from pipeline.storage import store  # imported by the commands that use it: SQLAlchemy slows every start
+
     return store.connect(settings.resolved_database_url)
 
 
@@ -107,7 +108,7 @@ def tickets_export(output: Path = typer.Option(..., "--output", help=".csv, .xls
 def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path] = ConfigOption,
                       work_dir: Optional[Path] = WorkDirOption) -> None:
     """Deliver every pending ticket delivery now (files and webhooks); exit 1 if some stay pending."""
-    from pipeline.storage import runlock
+    from pipeline.storage import runlock, store
     from pipeline.delivery.outbox import deliver_pending
 
     with _one_line_errors():
@@ -189,6 +190,7 @@ def tickets_sla(queue: Optional[str] = QueueOption,
     """Tickets past a deadline and tickets near one (respond: customer not yet answered; resolve: not fixed)."""
     from pipeline.clock import to_local
     from pipeline.routing.router import Router
+    from pipeline.storage import store
     from pipeline.tickets.sla import breach_lists, open_clocks
 
     with _one_line_errors():

@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.storage import store
 from pipeline.cli.errors import remember
 from pipeline.config import ConfigError, column_key, load_settings
 
@@ -53,6 +52,7 @@ def trends(since: Optional[datetime] = typer.Option(None, "--since", help="first
     """Cause shares over time, changes, where, spike alerts, terms and examples — as one report file."""
     from pipeline.reporting.report import build_report, where, write_report
     from pipeline.reporting.trends import TrendError
+    from pipeline.storage import store
 
     try:
         settings = remember(load_settings(config, work_dir=work_dir))
