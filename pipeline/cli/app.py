@@ -165,7 +165,6 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     from pipeline.ingest.sources import iter_raw_chunks, map_columns
     from pipeline.text.privacy import Privacy
     from pipeline.routing.router import Router
-    from pipeline.nightly.summary import append_quarantine_file
     from pipeline.delivery.spreadsheet import write_table
     from pipeline.ingest.validate import QuarantineTally, validate_rows
 
@@ -200,6 +199,8 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     report = output.with_name(output.stem + ".invalid.csv")
     report.unlink(missing_ok=True)
     if quarantined:
+        from pipeline.nightly.summary import append_quarantine_file  # only now: it brings SQLAlchemy
+
         append_quarantine_file(report, quarantined)
         err_console.print(escape(f"{len(quarantined)} invalid rows not classified, listed in {report}:"))
         for row in quarantined[:10]:
@@ -314,13 +315,15 @@ def train(data: list[Path] = typer.Option(..., "--data", help="labelled CSV/XLSX
           folds: Optional[int] = typer.Option(None, "--folds", min=2, help="cross-validation folds (5; 3 with --base)"),
           features: str = typer.Option("union+lexicon", "--features", help="words | chars | union | union+lexicon"),
           estimator: str = typer.Option("logreg", "--estimator", help="logreg | two-stage | svm | cnb"),
-          engine: str = typer.Option("jieba", "--engine", help="jieba | rjieba"),
+          engine: Optional[str] = typer.Option(None, "--engine", help="jieba | rjieba (default: the settings' "
+                                                                      "segmenter_engine, the one classify uses)"),
           review_precision: Optional[float] = typer.Option(None, "--review-precision", min=0.0, max=1.0,
                                                            help="precision the auto-routed predictions must reach on "
                                                                 "cross-validation (0.8; 0.85 with --base); the rest go to review")) -> None:
     """Train on any labelled file with any label set, or (--base) adapt the shipped model to a company's labels;
     cross-validate; save a versioned artifact with its model card."""
-    from pipeline.training.evaluation import TrainingDataError, read_labelled, train_model
+    from pipeline.cli.training_progress import TrainingDisplay
+    from pipeline.training.evaluation import FINAL_FIT, TrainingDataError, read_labelled, train_model
 
     if base is not None:
         _train_adapted(list(data), base, output, text_column, label_column, company_share, folds or 3,
@@ -329,12 +332,14 @@ def train(data: list[Path] = typer.Option(..., "--data", help="labelled CSV/XLSX
     if len(data) > 1:
         raise TrainingDataError("one --data file when training from scratch (several are taken with --base)")
     data, folds = data[0], folds or 5
+    engine = engine or load_settings().segmenter_engine  # trained as it will run: classify segments with the setting
     frame = read_labelled(data, text_column, label_column)
     console.print(f"training on {len(frame)} rows, labels: {frame[label_column].value_counts().to_dict()}")
-    with console.status(f"{folds}-fold cross-validation and final fit …"):
+    with TrainingDisplay(err_console, console, final_fit=FINAL_FIT) as progress:
         metadata = train_model(frame, text_column=text_column, label_column=label_column, out_dir=output,
                                folds=folds, feature_set=features, estimator=estimator, engine=engine,
-                               name=output.name, data_source=str(data), review_precision=review_precision or 0.8)
+                               name=output.name, data_source=str(data), review_precision=review_precision or 0.8,
+                               progress=progress)
     _print_metrics(metadata["cross_validation"], f"{folds}-fold cross-validation")
     (output / "metrics.json").write_text(json.dumps(metadata["cross_validation"], ensure_ascii=False, indent=2),
                                          encoding="utf-8")
@@ -344,17 +349,13 @@ def train(data: list[Path] = typer.Option(..., "--data", help="labelled CSV/XLSX
 
 def _train_adapted(data: list[Path], base: str, output: Path, text_column: str, label_column: str,
                    company_share: float, folds: int, review_precision: float) -> None:
+    from pipeline.cli.training_progress import TrainingDisplay
     from pipeline.training.adapt import train_adapted
+    from pipeline.training.evaluation import FINAL_FIT
     from pipeline.config import MODELS_DIR
 
     base_dir = MODELS_DIR / "default" if base == "default" else Path(base)
-    started = datetime.now()
-    with console.status("adapting …") as status:
-        def progress(message: str) -> None:
-            elapsed = (datetime.now() - started).total_seconds()
-            console.log(escape(message))
-            status.update(f"{escape(message)} ({elapsed:.0f} s so far; a few minutes in all on 2 cores)")
-
+    with TrainingDisplay(err_console, console, final_fit=FINAL_FIT) as progress:
         metadata = train_adapted(data, base_dir, output, text_column=text_column, label_column=label_column,
                                  company_share=company_share, folds=folds, review_precision=review_precision,
                                  progress=progress)
