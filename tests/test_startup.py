@@ -27,6 +27,7 @@ def complaints(*args, cwd=PROJECT_ROOT):
     return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_the_fast_model_load_gives_joblibs_model(shipped_model):
     reference = joblib.load(MODELS_DIR / "default" / "model.joblib")
     assert_same_object(shipped_model.estimator, reference)
@@ -64,6 +65,7 @@ def test_a_file_the_fast_load_cannot_take_is_loaded_by_joblib():
         assert np.array_equal(loaded["weights"], value["weights"]) and loaded["names"].tolist() == ["a", None]
 
 
+@pytest.mark.slow
 def test_feature_names_are_the_vectorisers_own(shipped_model):
     names = FeatureNames(shipped_model.estimator)
     expected = []
@@ -77,6 +79,7 @@ def test_feature_names_are_the_vectorisers_own(shipped_model):
     assert [names[column] for column in range(len(expected))] == list(expected)
 
 
+@pytest.mark.slow
 def test_classify_text_says_what_classify_writes_for_the_same_text(tmp_path, shipped_model):
     source, output = tmp_path / "in.csv", tmp_path / "out.csv"
     pd.DataFrame({"id": [f"T{i}" for i in range(len(TEXTS))], "text": TEXTS}).to_csv(source, index=False)
@@ -96,6 +99,7 @@ def test_classify_text_says_what_classify_writes_for_the_same_text(tmp_path, shi
         assert ("needs review" in said) == bool(row.needs_review)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["classify-text", "classify"])
 def test_classifying_starts_without_prefect_sqlalchemy_jieba_or_the_report(command, tmp_path):
     one_row = tmp_path / "one.csv"

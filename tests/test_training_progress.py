@@ -54,6 +54,7 @@ def hand_written_out_of_fold(pipeline, texts, labels, folds, seed=0, sample_weig
     return np.asarray(classes), probabilities, coverage
 
 
+@pytest.mark.slow
 def test_cross_val_predict_gives_the_hand_written_loops_figures(sectors_frame):
     texts, labels = sectors_frame["text"].tolist(), sectors_frame["cause"].to_numpy()
     # the shipped recipe: the two-stage classifier (it finds 'none' by name) with the prior's row weights
@@ -76,6 +77,7 @@ def test_cross_val_predict_gives_the_hand_written_loops_figures(sectors_frame):
     assert not np.array_equal(grouped, probabilities)  # holding sectors out is another experiment
 
 
+@pytest.mark.slow
 def test_train_shows_each_stage_with_folds_done_and_segments_as_classify_will(sectors_frame, tmp_path):
     data = tmp_path / "labelled.csv"
     sectors_frame.to_csv(data, index=False)
