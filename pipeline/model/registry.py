@@ -124,11 +124,11 @@ def load_joblib_bytes(artifact: bytes):
     """``joblib.load`` of a zlib-compressed or plain joblib file's bytes, with the C unpickler.
 
     joblib unpickles with Python's pure-Python unpickler (it swaps each array placeholder for the array
-    read after it in the stream); for the shipped model's 350,000 vocabulary entries that was 0.6 of the
-    1.2 seconds of a classify-text start on an idle core. Here the C unpickler reads the stream, each
-    placeholder reads its array at the same point through joblib's own reader, and the placeholders are
-    then replaced by their arrays in the loaded object. Any file this cannot take — another joblib
-    format, an object that used an array while being unpickled — falls back to ``joblib.load``.
+    read after it in the stream): for the shipped model's 350,000 vocabulary entries, twice as long as
+    this, and the largest part of a classify-text start (bench/startup.py). Here the C unpickler reads
+    the stream, each placeholder reads its array at the same point through joblib's own reader, and the
+    placeholders are then replaced by their arrays in the loaded object. Any file this cannot take —
+    another joblib format, an object that used an array while being unpickled — goes to ``joblib.load``.
     """
     try:
         if artifact[:1] == b"\x78":  # joblib's zlib prefix (compress=3, how save_artifact writes)
