@@ -222,8 +222,6 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
     late) and steps added to the ticket, the ticket delivered again to ``rule.notify_queue``. Not escalated:
     tickets more than ``rule.max_days_late`` late when found (loaded history), and all when ``rule`` is
     None (no [breach] rule in escalation.toml)."""
-    import sqlalchemy as sa
-
     from pipeline.delivery.outbox import outbox_entries
     from pipeline.storage import store
 
