@@ -132,6 +132,12 @@ class Settings(BaseModel):
         description="metadata columns stored only as a customer reference (keyed hash), never split by in reports")
     pseudonym_key: SecretStr | None = Field(
         default=None, description="key of the customer references; default: a random key in work_dir/pseudonym.key")
+    # sources the way nightly exports arrive, and delivery at volume (issue 12 items 2 and 3)
+    source_key_column: str | None = Field(
+        default=None, description="a database source is read in order of this column; default: columns.id")
+    webhook_concurrency: int = Field(default=8, ge=1, description="webhook POSTs in flight at once")
+    webhook_max_wait_seconds: float = Field(
+        default=60.0, ge=0, description="longest Retry-After waited; a receiver asking more is tried next run")
     keep_raw_rows: bool = Field(
         default=False, description="also store complaint texts and quarantined rows unmasked (audits only)")
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from pipeline.storage import store
 from pipeline.model.classify import load_lexicon_model
-from pipeline.ingest.sources import iter_raw_chunks
+from pipeline.ingest.intake import Intake
 from pipeline.nightly.batch import BatchRun
 
 COMPLAINTS = [
@@ -36,10 +36,10 @@ def write_complaints(path: Path, rows=COMPLAINTS) -> Path:
     return path
 
 
-def process_file(settings, source: Path, *, run_id: str = "test-run", now: datetime | None = None,
-                 model=None) -> dict:
-    """One run over ``source`` through the nightly batch path; returns the stored records.
-    ``model``: the lexicon classifier unless given."""
+def process_file(settings, source: Path | str, *, run_id: str = "test-run", now: datetime | None = None,
+                 model=None, table: str | None = None, query: str | None = None) -> dict:
+    """One run over ``source`` (a file, folder, glob or database URL) through the nightly batch path,
+    recording what it took; returns the stored records. ``model``: the lexicon classifier unless given."""
     engine = store.connect(settings.resolved_database_url)
     model = model or load_lexicon_model(settings.lexicon_path)
     now = now or store.utcnow()
@@ -51,7 +51,9 @@ def process_file(settings, source: Path, *, run_id: str = "test-run", now: datet
             written.setdefault(name, []).extend(rows)
 
     with BatchRun(settings, engine, model, run_id=run_id, clock=lambda: now, after_batch=keep) as batches:
-        batches.run(iter_raw_chunks(str(source), chunk_size=settings.batch_size))
+        intake = Intake(engine, str(source), settings, table=table, query=query)
+        batches.run(intake.chunks())
+    intake.record(run_id)
     store.finish_run(engine, run_id, {}, "completed")
     return written
 
