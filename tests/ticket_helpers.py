@@ -60,31 +60,49 @@ def process_file(settings, source: Path | str, *, run_id: str = "test-run", now:
 
 class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 (ephemeral port) that refuses the first ``refuse_first`` requests
-    with 503, then accepts; it honours Idempotency-Key: a key seen before is acknowledged, not processed."""
+    with 503, then answers the next ``throttle_first`` with 429 and ``Retry-After: retry_after`` (a callable
+    gives the header's value at that moment), then accepts; it honours Idempotency-Key: a key seen before is
+    acknowledged, not processed. ``delay_seconds``: a slow receiver. It counts the requests in flight."""
 
-    def __init__(self, refuse_first: int = 0, delay_seconds: float = 0.0, port: int = 0):
-        self.refuse_first = refuse_first
+    def __init__(self, refuse_first: int = 0, delay_seconds: float = 0.0, port: int = 0, throttle_first: int = 0,
+                 retry_after="1"):
+        self.refuse_first, self.throttle_first, self.retry_after = refuse_first, throttle_first, retry_after
         self.requests: list[dict] = []  # every request received, refused or not
         self.processed: dict[str, dict] = {}  # idempotency key → first accepted body
         self.duplicates: list[str] = []
+        self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a production receiver would
+
             def do_POST(self):  # noqa: N802 (http.server's naming)
-                time.sleep(delay_seconds)  # a slow receiver
+                arrived = time.monotonic()
+                with receiver._lock:
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                time.sleep(delay_seconds)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 key = self.headers.get("Idempotency-Key")
                 with receiver._lock:
-                    receiver.requests.append({"path": self.path, "key": key, "body": body,
-                                              "authorization": self.headers.get("Authorization")})
+                    request = {"path": self.path, "key": key, "body": body, "arrived": arrived,
+                               "authorization": self.headers.get("Authorization")}
+                    receiver.requests.append(request)
                     refused = len(receiver.requests) <= receiver.refuse_first
-                    if not refused:
+                    throttled = not refused and len(receiver.requests) <= receiver.refuse_first + receiver.throttle_first
+                    if not refused and not throttled:
                         if key in receiver.processed:
                             receiver.duplicates.append(key)
                         else:
                             receiver.processed[key] = {"path": self.path, "body": body}
-                self.send_response(503 if refused else 200)
+                    request["status"] = 503 if refused else 429 if throttled else 200
+                    request["answered"] = time.monotonic()
+                    receiver.in_flight -= 1
+                self.send_response(request["status"])
+                if throttled:
+                    retry_after = receiver.retry_after
+                    self.send_header("Retry-After", retry_after() if callable(retry_after) else retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
