@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from pipeline.storage import store
 from pipeline.config import Settings, WebhookTarget
-from pipeline.delivery.webhooks import PostOutcome, ReceiverPace, post_with_retries
+from pipeline.delivery.webhooks import PostOutcome, ReceiverPace, answers_in_flight, post_with_retries
 from pipeline.storage.runlock import LeaseKeeper, LeaseLostError
 
 FILE = "file"
@@ -245,25 +245,12 @@ def _deliver_webhooks(engine: sa.Engine, entries: list[PendingEntry], settings: 
                     mark_answered()
                 if keeper is not None and keeper.due():
                     keeper.renew()
-        except BaseException:
-            _keep_answers_in_flight(in_flight, answered)
+        except BaseException:  # the answers already in flight are marked with the rest: fewer resent next time
+            for entry, outcome in answers_in_flight(in_flight):
+                answered[outcome.attempts].append(entry)
             raise
         finally:
             mark_answered()
-
-
-def _keep_answers_in_flight(in_flight: dict[Future, PendingEntry], answered: dict[int, list[PendingEntry]]) -> None:
-    """Delivery stops: requests not started are not sent; those already sent are waited for, and the ones the
-    receiver took are marked with the rest, so that fewer are resent next time."""
-    for future, entry in in_flight.items():
-        if future.cancel():
-            continue
-        try:
-            outcome = future.result()
-        except Exception:  # noqa: BLE001 - the first failure is the one raised; this entry stays pending
-            continue
-        if outcome.delivered:
-            answered[outcome.attempts].append(entry)
 
 
 def _webhook_request(engine: sa.Engine, entry: PendingEntry, settings: Settings, report: DeliveryReport,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -100,3 +101,19 @@ def post_with_retries(client: httpx.Client, url: str, body: bytes, headers: dict
         if attempt < max_attempts:
             time.sleep(delay)
     return PostOutcome(False, max_attempts, error, receiver_down=True)
+
+
+def answers_in_flight(in_flight: dict[Future, object]) -> list[tuple[object, PostOutcome]]:
+    """Delivery stops: requests not started are not sent; those already sent are waited for. Returns the
+    (entry, outcome) of those the receiver took."""
+    taken = []
+    for future, entry in in_flight.items():
+        if future.cancel():
+            continue
+        try:
+            outcome = future.result()
+        except Exception:  # noqa: BLE001 - the first failure is the one raised; this entry stays pending
+            continue
+        if outcome.delivered:
+            taken.append((entry, outcome))
+    return taken
