@@ -143,6 +143,29 @@ def test_a_glob_that_matches_a_file_of_another_type_quarantines_it_and_goes_on(t
     assert quarantined["reason"] == "unreadable_file" and "unsupported file type '.docx'" in quarantined["detail"]
 
 
+def test_a_file_that_cannot_be_opened_is_quarantined_and_tried_again_next_run(tmp_path, monkeypatch):
+    from pipeline.ingest import intake
+
+    write_csv(tmp_path / "in-1.csv", [("L1", "服务员态度很差", "2026-12-01", "app")])
+    write_csv(tmp_path / "in-2.csv", [("L2", "排队太久没人管", "2026-12-01", "app")])
+    real_sha256 = intake.file_sha256
+
+    def locked(path):  # tests run as root, whom file permissions do not stop: the refusal is simulated
+        if path.name == "in-2.csv":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_sha256(path)
+
+    monkeypatch.setattr(intake, "file_sha256", locked)
+    settings = make_settings(tmp_path)
+    first = run(settings, tmp_path, "night-1")
+    assert first["ids"] == ["L1"]
+    assert first["quarantined"][0]["reason"] == "unreadable_file" and "Permission denied" in first["quarantined"][0]["detail"]
+    assert [os.path.basename(f["path"]) for f in source_files(settings)] == ["in-1.csv"]
+
+    monkeypatch.setattr(intake, "file_sha256", real_sha256)
+    assert run(settings, tmp_path, "night-2")["ids"] == ["L2"]
+
+
 # ----------------------------------------------------------------------------- database sources
 
 class SourceDatabase:

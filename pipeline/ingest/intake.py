@@ -51,7 +51,14 @@ def export_files(source: str) -> list[Path]:
                  if p.is_file() and p.suffix.lower() in SUPPORTED and not p.name.startswith((".", "~$"))]
     else:
         found = [Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file()]
-    return sorted(found, key=lambda p: (p.name, p.stat().st_mtime_ns, str(p)))
+    return sorted(found, key=lambda p: (p.name, _modified_ns(p), str(p)))
+
+
+def _modified_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # gone since it was listed: its turn comes, and reading it says why it failed
+        return 0
 
 
 def file_sha256(path: Path) -> str:
