@@ -69,21 +69,22 @@ def read_pages(url: str, table: str | None, query: str | None, *, key_column: st
             while True:
                 page_rows = rows.where(key.is_not(None)).order_by(key).limit(page_size)
                 if after is not None:
-                    page_rows = page_rows.where(key > after)
+                    page_rows = page_rows.where(key > sa.bindparam("after_key", after))  # an ASCII name for any driver
                 page = [dict(row._mapping) for row in connection.execute(page_rows)]
                 if not page:
                     return
                 if len(page) == page_size:  # the boundary key's other rows come with this page, not lost after it
                     boundary = page[-1][key_column]
                     page = [cells for cells in page if cells[key_column] != boundary]
-                    page += [dict(row._mapping) for row in connection.execute(rows.where(key == boundary))]
+                    ties = rows.where(key == sa.bindparam("boundary_key", boundary))
+                    page += [dict(row._mapping) for row in connection.execute(ties)]
                 records = [{"source_row": row_number + i, "cells": cells} for i, cells in enumerate(page, start=1)]
                 row_number += len(page)
                 after = page[-1][key_column]
                 yield SqlPage(records, [], KeyReached(key_column, after))
     except sa.exc.SQLAlchemyError as exc:
-        raise SourceError(hide_password(
-            f"{url}: cannot read {'table ' + table if table else 'query'}: {getattr(exc, 'orig', None) or exc}")) from exc
+        what = f"table {table}" if table else "query"
+        raise SourceError(hide_password(f"{url}: cannot read {what}: {getattr(exc, 'orig', None) or exc}")) from exc
     finally:
         engine.dispose()
 
