@@ -90,7 +90,7 @@ def test_a_folder_of_exports_is_taken_once_new_files_next_time_and_a_changed_fil
     recorded = {os.path.basename(f["path"]): f for f in source_files(settings)}
     assert set(recorded) == {"a-crm.csv", "b-hotline.csv", "c-hk.tsv", "d-app.jsonl", "e-stores.xlsx",
                              "f-broken.parquet"}  # not README.md
-    assert recorded["f-broken.parquet"]["status"] == "quarantined"
+    assert recorded["f-broken.parquet"]["status"] == "quarantined" and "could not be read" in recorded["f-broken.parquet"]["detail"]
     assert recorded["a-crm.csv"]["status"] == "taken" and recorded["a-crm.csv"]["rows_read"] == 2
     assert os.path.isabs(recorded["a-crm.csv"]["path"]) and len(recorded["a-crm.csv"]["content_hash"]) == 64
 
@@ -164,6 +164,25 @@ def test_a_file_that_cannot_be_opened_is_quarantined_and_tried_again_next_run(tm
 
     monkeypatch.setattr(intake, "file_sha256", real_sha256)
     assert run(settings, tmp_path, "night-2")["ids"] == ["L2"]
+
+
+def test_why_a_file_was_set_aside_is_recorded_masked(tmp_path):
+    import openpyxl
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "13812345678"  # a sheet named after a customer's phone number
+    workbook.active.append(["id", "text"])
+    workbook.save(folder / "calls.xlsx")
+    settings = make_settings(tmp_path, sheet="投诉")  # the sheet the export should have had
+
+    [quarantined] = run(settings, folder, "night-1")["quarantined"]
+
+    [recorded] = source_files(settings)
+    assert recorded["status"] == "quarantined" and "no sheet '投诉'" in recorded["detail"]
+    assert "13812345678" not in recorded["detail"] and "[手机号]" in recorded["detail"]
+    assert "13812345678" not in quarantined["detail"]
 
 
 # ----------------------------------------------------------------------------- database sources

@@ -184,8 +184,9 @@ class Intake:
         now = store.utcnow()
         with self.engine.begin() as conn:
             if self.files_taken:
-                conn.execute(store.source_files.insert(), [
-                    {**asdict(taken), "run_id": run_id, "taken_at": now} for taken in self.files_taken])
+                conn.execute(store.source_files.insert(), [  # a parser's message may quote the file: masked
+                    {**asdict(taken), "detail": taken.detail and store.redact(taken.detail), "run_id": run_id,
+                     "taken_at": now} for taken in self.files_taken])
             if self.reached is not None:
                 kind, text = key_as_text(self.reached.last_key)
                 marks = store.source_watermarks

@@ -30,6 +30,7 @@ from pipeline.storage.tables import (  # noqa: F401  callers reach the tables as
     source_files, source_watermarks, ticket_events, tickets)
 
 
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
