@@ -23,12 +23,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.abuse_inputs import GOOD_TEXTS, build
+from bench.results import write_section
 from pipeline.config import PROJECT_ROOT, load_settings
 
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 from ticket_helpers import WebhookReceiver, everything_stored, text_of  # noqa: E402
 
-RESULTS = PROJECT_ROOT / "bench" / "RESULTS.md"
 SECTION = "## Fault and abuse (bench/abuse.py)"
 LOCKED_SECONDS = 45
 
@@ -281,17 +281,12 @@ def main() -> None:
     ]
     text = "\n".join(table)
     print(text)
-    note = (f"\n\n{SECTION}\n\n{text}\n\n`python -m bench.abuse --kills {args.kills} --rows {args.rows} "
-            f"--seed {args.seed}`, {time.monotonic() - started:.0f} s on this machine (2 shared cores). Duplicates "
-            "count complaints ticketed twice, rows or tickets a rerun added, and webhook bodies processed twice "
-            "(a resend after a kill carries its Idempotency-Key and is acknowledged, not processed). Leaks count "
-            "planted personal-data strings found in the database, work files or exports.\n")
-    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
-    if SECTION in current:
-        head, _, rest = current.partition(SECTION)
-        following = rest.find("\n## ")
-        current = head.rstrip("\n") + (rest[following:] if following >= 0 else "")
-    RESULTS.write_text(current.rstrip("\n") + note, encoding="utf-8")
+    write_section(SECTION, (
+        f"{text}\n\n`python -m bench.abuse --kills {args.kills} --rows {args.rows} "
+        f"--seed {args.seed}`, {time.monotonic() - started:.0f} s on this machine (2 shared cores). Duplicates "
+        "count complaints ticketed twice, rows or tickets a rerun added, and webhook bodies processed twice "
+        "(a resend after a kill carries its Idempotency-Key and is acknowledged, not processed). Leaks count "
+        "planted personal-data strings found in the database, work files or exports."))
 
 
 if __name__ == "__main__":

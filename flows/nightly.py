@@ -23,7 +23,7 @@ from pipeline.clock import to_utc
 from pipeline.config import ConfigError, Settings, has_password, hide_password, load_settings
 from pipeline.delivery.outbox import deliver_pending, delivery_summary
 from pipeline.routing.escalation import Escalator
-from pipeline.ingest.sources import iter_raw_chunks
+from pipeline.ingest.intake import Intake
 from pipeline.nightly.batch import BatchRun
 from pipeline.nightly.progress import RunProgress, count_rows, log_every
 from pipeline.reporting.report import artifact_table, build_report, render_markdown, write_report_files
@@ -35,19 +35,18 @@ redact_run_logs()
 
 
 @task(cache_policy=NO_CACHE)
-def classify_and_store(batches: BatchRun, source: str, table: str | None, query: str | None) -> dict:
+def classify_and_store(batches: BatchRun, intake: Intake) -> dict:
     """Every batch of the source through the batch path (its database lookup and write retry by themselves);
     progress logged every few seconds. The run's growing state (ids seen, counts) lives inside ``batches``, a
     plain object Prefect passes as it is instead of walking it."""
     settings = batches.settings
-    batches.progress = RunProgress(total=count_rows(source))
+    batches.progress = RunProgress(total=count_rows(intake.source))
     batches.progress.listeners.append(log_every(get_run_logger()))
-    chunks = iter_raw_chunks(source, chunk_size=settings.batch_size, table=table, query=query,
-                             encoding=settings.encoding, sheet=settings.sheet)
-    counts = batches.run(chunks)
+    counts = batches.run(intake.chunks())  # a folder: its new files; a table: its rows after the watermark
     get_run_logger().info("done: %s", batches.progress.describe())
     # nearly all quarantined: a mapping or an export to fix, said in one line
     batches.tally.check(counts.rows_read, settings, batches.quarantine_file)
+    intake.record(batches.run_id)  # only now: a failed run leaves its files and rows to the next one
     return counts.as_dict()
 
 
@@ -115,13 +114,15 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
         batches = cleanup.enter_context(BatchRun(settings, engine, model, run_id=run_id, since=since, router=router,
                                                  escalator=escalator, quarantine_file=quarantine_file,
                                                  after_batch=lambda _records: runlock.renew(engine, lease)))
+        intake = Intake(engine, source, settings, table=table, query=query)
         try:
-            counts = classify_and_store(batches, source, table, query)
+            counts = classify_and_store(batches, intake)
         except Exception as exc:
             store.finish_run(engine, run_id, batches.counts.as_dict(), "failed", error=str(exc))
             raise
         store.finish_run(engine, run_id, counts, "completed")
         summary = run_summary(engine, run_id, settings, quarantine_file if counts["quarantined"] else None)
+        summary["intake"] = intake.summary()
         if summary["familiarity_note"]:
             logger.warning(summary["familiarity_note"])
         summary["sla"] = sweep_deadlines(engine, router, escalator, settings, run_id)  # before delivering its escalations

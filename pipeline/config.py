@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     segmenter_engine: Literal["jieba", "rjieba"] = "rjieba"
     batch_size: int = Field(default=5000, ge=1, description="rows per transaction and per hand-off to the workers")
     workers: int = Field(default=0, ge=0, description="classification processes; 0 = one per core")
+    # A Dask scheduler whose workers classify the batches (pipeline/model/cluster.py); empty: this machine
+    cluster: str = Field(default="",
+                         description="Dask scheduler address, e.g. tcp://scheduler:8786; empty = no cluster")
     quarantine_failure_share: float = Field(
         default=0.9, gt=0, le=1,
         description="a run fails (naming the mapping to fix) when this share of its rows is quarantined")
@@ -140,6 +143,12 @@ class Settings(BaseSettings):
         description="metadata columns stored only as a customer reference (keyed hash), never split by in reports")
     pseudonym_key: SecretStr | None = Field(
         default=None, description="key of the customer references; default: a random key in work_dir/pseudonym.key")
+    # sources the way nightly exports arrive, and delivery at volume (issue 12 items 2 and 3)
+    source_key_column: str | None = Field(
+        default=None, description="a database source is read in order of this column; default: columns.id")
+    webhook_concurrency: int = Field(default=8, ge=1, description="webhook POSTs in flight at once")
+    webhook_max_wait_seconds: float = Field(
+        default=60.0, ge=0, description="longest Retry-After waited; a receiver asking more is tried next run")
     keep_raw_rows: bool = Field(
         default=False, description="also store complaint texts and quarantined rows unmasked (audits only)")
 

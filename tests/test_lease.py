@@ -22,7 +22,7 @@ from pipeline.storage import store
 from pipeline.config import load_settings
 from pipeline.delivery.outbox import deliver_pending
 settings = load_settings(work_dir=sys.argv[1], webhooks={"*": {"url": sys.argv[2]}}, webhook_max_attempts=1,
-                         database_url=sys.argv[3])
+                         database_url=sys.argv[3], webhook_concurrency=int(sys.argv[4]))
 engine = store.connect(settings.resolved_database_url)
 lease = runlock.acquire(engine, "run-A")
 print("held", flush=True)
@@ -42,9 +42,10 @@ def pending_tickets(tmp_path, database_url):
     return settings
 
 
-def _start_a(settings, url):
+def _start_a(settings, url, concurrency: int = 1):
+    """Run A delivering in its own process; one POST at a time unless told, so that it takes a while."""
     process = subprocess.Popen([sys.executable, "-c", DELIVER_AS_A, str(settings.work_dir), url,
-                                settings.resolved_database_url], cwd=PROJECT_ROOT,
+                                settings.resolved_database_url, str(concurrency)], cwd=PROJECT_ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout.readline() == b"held\n"
     return process
@@ -88,14 +89,15 @@ def test_a_long_delivery_keeps_its_lease(pending_tickets):
 
 
 @pytest.mark.slow
-def test_a_run_that_lost_its_lease_stops_delivering(pending_tickets):
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_run_that_lost_its_lease_stops_delivering(pending_tickets, concurrency):
     engine = store.connect(pending_tickets.resolved_database_url)
     settings_b = load_settings(work_dir=pending_tickets.work_dir, webhook_max_attempts=1,
                                database_url=pending_tickets.resolved_database_url)
     with WebhookReceiver(delay_seconds=0.5) as receiver:
         settings_b = settings_b.model_copy(update={"webhooks": load_settings(
             webhooks={"*": {"url": receiver.url}}).webhooks})
-        process_a = _start_a(pending_tickets, receiver.url)
+        process_a = _start_a(pending_tickets, receiver.url, concurrency)
         deadline = time.monotonic() + 30
         while len(receiver.requests) < 2:  # A is delivering
             assert process_a.poll() is None and time.monotonic() < deadline, process_a.stdout.read().decode()
@@ -106,8 +108,9 @@ def test_a_run_that_lost_its_lease_stops_delivering(pending_tickets):
     assert output.startswith("lost: run run-A lost its lease"), output
     assert report.pending == {}
     assert len(receiver.processed) == len(COMPLAINTS)
-    assert len(receiver.duplicates) <= 1  # at most A's request in flight at the takeover, same Idempotency-Key
+    # at most A's requests in flight at the takeover, resent with the same Idempotency-Key
+    assert len(receiver.duplicates) <= concurrency
     sent = [request["key"] for request in receiver.requests]
-    assert len(sent) <= len(COMPLAINTS) + 1
+    assert len(sent) <= len(COMPLAINTS) + concurrency
     assert all(json.loads(line)["ticket_id"] for line in pending_tickets.tickets_dir.joinpath(
         next(p.name for p in pending_tickets.tickets_dir.glob("*.jsonl"))).read_text().splitlines())

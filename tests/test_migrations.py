@@ -16,7 +16,8 @@ from alembic.migration import MigrationContext
 from pipeline.config import PROJECT_ROOT
 from pipeline.storage import store, tables
 
-TABLES_ADDED_SINCE_THE_FIRST_RELEASE = {"run_lock", "ticket_events", "sla_breaches", "audit_items"}
+TABLES_ADDED_SINCE_THE_FIRST_RELEASE = {"run_lock", "ticket_events", "sla_breaches", "audit_items", "source_files",
+                                        "source_watermarks"}
 
 
 def _columns_added_since_the_first_release() -> dict[str, set[str]]:
@@ -49,7 +50,7 @@ def test_a_new_database_migrated_to_head_is_exactly_the_tables_in_tables_py(data
     engine = store.connect(database_url)
     assert schema_differences(engine) == []
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+        assert MigrationContext.configure(conn).get_current_revision() == "0003"
     engine.dispose()
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from pipeline.storage import store
 from pipeline.model.classify import load_lexicon_model
-from pipeline.ingest.sources import iter_raw_chunks
+from pipeline.ingest.intake import Intake
 from pipeline.nightly.batch import BatchRun
 
 COMPLAINTS = [
@@ -36,10 +36,10 @@ def write_complaints(path: Path, rows=COMPLAINTS) -> Path:
     return path
 
 
-def process_file(settings, source: Path, *, run_id: str = "test-run", now: datetime | None = None,
-                 model=None) -> dict:
-    """One run over ``source`` through the nightly batch path; returns the stored records.
-    ``model``: the lexicon classifier unless given."""
+def process_file(settings, source: Path | str, *, run_id: str = "test-run", now: datetime | None = None,
+                 model=None, table: str | None = None, query: str | None = None) -> dict:
+    """One run over ``source`` (a file, folder, glob or database URL) through the nightly batch path,
+    recording what it took; returns the stored records. ``model``: the lexicon classifier unless given."""
     engine = store.connect(settings.resolved_database_url)
     model = model or load_lexicon_model(settings.lexicon_path)
     now = now or store.utcnow()
@@ -51,38 +51,58 @@ def process_file(settings, source: Path, *, run_id: str = "test-run", now: datet
             written.setdefault(name, []).extend(rows)
 
     with BatchRun(settings, engine, model, run_id=run_id, clock=lambda: now, after_batch=keep) as batches:
-        batches.run(iter_raw_chunks(str(source), chunk_size=settings.batch_size))
+        intake = Intake(engine, str(source), settings, table=table, query=query)
+        batches.run(intake.chunks())
+    intake.record(run_id)
     store.finish_run(engine, run_id, {}, "completed")
     return written
 
 
 class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 (ephemeral port) that refuses the first ``refuse_first`` requests
-    with 503, then accepts; it honours Idempotency-Key: a key seen before is acknowledged, not processed."""
+    with 503, then answers the next ``throttle_first`` with 429 and ``Retry-After: retry_after`` (a callable
+    gives the header's value at that moment), then accepts; it honours Idempotency-Key: a key seen before is
+    acknowledged, not processed. ``delay_seconds``: a slow receiver. It counts the requests in flight."""
 
-    def __init__(self, refuse_first: int = 0, delay_seconds: float = 0.0, port: int = 0):
-        self.refuse_first = refuse_first
+    def __init__(self, refuse_first: int = 0, delay_seconds: float = 0.0, port: int = 0, throttle_first: int = 0,
+                 retry_after="1"):
+        self.refuse_first, self.throttle_first, self.retry_after = refuse_first, throttle_first, retry_after
         self.requests: list[dict] = []  # every request received, refused or not
         self.processed: dict[str, dict] = {}  # idempotency key → first accepted body
         self.duplicates: list[str] = []
+        self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a production receiver would
+
             def do_POST(self):  # noqa: N802 (http.server's naming)
-                time.sleep(delay_seconds)  # a slow receiver
+                arrived = time.monotonic()
+                with receiver._lock:
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                time.sleep(delay_seconds)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 key = self.headers.get("Idempotency-Key")
                 with receiver._lock:
-                    receiver.requests.append({"path": self.path, "key": key, "body": body,
-                                              "authorization": self.headers.get("Authorization")})
+                    request = {"path": self.path, "key": key, "body": body, "arrived": arrived,
+                               "authorization": self.headers.get("Authorization")}
+                    receiver.requests.append(request)
                     refused = len(receiver.requests) <= receiver.refuse_first
-                    if not refused:
+                    throttled = not refused and len(receiver.requests) <= receiver.refuse_first + receiver.throttle_first
+                    if not refused and not throttled:
                         if key in receiver.processed:
                             receiver.duplicates.append(key)
                         else:
                             receiver.processed[key] = {"path": self.path, "body": body}
-                self.send_response(503 if refused else 200)
+                    request["status"] = 503 if refused else 429 if throttled else 200
+                    request["answered"] = time.monotonic()
+                    receiver.in_flight -= 1
+                self.send_response(request["status"])
+                if throttled:
+                    retry_after = receiver.retry_after
+                    self.send_header("Retry-After", retry_after() if callable(retry_after) else retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

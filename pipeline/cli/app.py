@@ -44,29 +44,30 @@ RUN_LOCKED_EXIT_CODE = 75  # EX_TEMPFAIL: another run holds the database; a sche
 
 
 def main() -> None:
-    from pipeline.ingest.sources import SourceError
-    from pipeline.model.registry import ModelIntegrityError
-    from pipeline.storage.runlock import LeaseLostError, RunLockedError
-    from pipeline.delivery.spreadsheet import TableFormatError
-    from pipeline.training.evaluation import TrainingDataError
-    from pipeline.ingest.validate import MostlyQuarantinedError
-
     try:
         exit_code = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as its return value
         if isinstance(exit_code, int) and exit_code:
             sys.exit(exit_code)
-    except (UserError, ConfigError, SourceError, ModelIntegrityError, TrainingDataError, TableFormatError,
-            MostlyQuarantinedError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        sys.exit(1)
-    except (RunLockedError, LeaseLostError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        sys.exit(RUN_LOCKED_EXIT_CODE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:
+        # The error classes are imported only now: their modules (training, storage) slow every start-up
         import click
 
+        from pipeline.delivery.spreadsheet import TableFormatError
+        from pipeline.ingest.sources import SourceError
+        from pipeline.ingest.validate import MostlyQuarantinedError
+        from pipeline.model.registry import ModelIntegrityError
+        from pipeline.storage.runlock import LeaseLostError, RunLockedError
+        from pipeline.training.evaluation import TrainingDataError
+
+        if isinstance(exc, (UserError, ConfigError, SourceError, ModelIntegrityError, TrainingDataError,
+                            TableFormatError, MostlyQuarantinedError)):
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+            sys.exit(1)
+        if isinstance(exc, (RunLockedError, LeaseLostError)):
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+            sys.exit(RUN_LOCKED_EXIT_CODE)
         if isinstance(exc, click.ClickException):  # usage errors
             exc.show()
             sys.exit(exc.exit_code)

@@ -30,7 +30,6 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     from pipeline.ingest.sources import iter_raw_chunks, map_columns
     from pipeline.text.privacy import Privacy
     from pipeline.routing.router import Router
-    from pipeline.nightly.summary import append_quarantine_file
     from pipeline.delivery.spreadsheet import write_table
     from pipeline.ingest.validate import QuarantineTally, validate_rows
 
@@ -68,6 +67,8 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     report = output.with_name(output.stem + ".invalid.csv")
     report.unlink(missing_ok=True)
     if quarantined:
+        from pipeline.nightly.summary import append_quarantine_file  # only now: it brings SQLAlchemy
+
         append_quarantine_file(report, quarantined)
         err_console.print(escape(f"{len(quarantined)} invalid rows not classified, listed in {report}:"))
         for row in quarantined[:10]:

@@ -18,7 +18,8 @@ from pipeline.cli.options import (ColumnOption, ConfigOption, EncodingOption, Sh
 from pipeline.config import Settings, has_password
 
 
-def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, parquet) or SQLAlchemy URL"),
+def run(source: str = typer.Argument(..., help="file (csv, tsv, jsonl, xlsx, parquet), folder or glob of such files "
+                                                "(each taken once), or SQLAlchemy URL (read after its watermark)"),
         table: Optional[str] = typer.Option(None, help="table to read from a database source"),
         query: Optional[str] = typer.Option(None, help="SQL query to read from a database source"),
         since: Optional[datetime] = typer.Option(None, help="skip complaints created before this time"),

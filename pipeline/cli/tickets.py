@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.storage import store
 from pipeline.cli.options import ConfigOption, WorkDirOption, open_existing_store, settings_from_flags
 from pipeline.clock import to_local
 from pipeline.config import ConfigError
@@ -98,7 +97,7 @@ def tickets_export(output: Path = typer.Option(..., "--output", help=".csv, .xls
 def tickets_redeliver(queue: Optional[str] = QueueOption, config: Optional[Path] = ConfigOption,
                       work_dir: Optional[Path] = WorkDirOption) -> None:
     """Deliver every pending ticket delivery now (files and webhooks); exit 1 if some stay pending."""
-    from pipeline.storage import runlock
+    from pipeline.storage import runlock, store
     from pipeline.delivery.outbox import deliver_pending
 
     with _one_line_errors():
@@ -181,6 +180,7 @@ def tickets_sla(queue: Optional[str] = QueueOption,
     """Tickets past a deadline and tickets near one (respond: customer not yet answered; resolve: not fixed)."""
     from pipeline.clock import to_local
     from pipeline.routing.router import Router
+    from pipeline.storage import store
     from pipeline.tickets.sla import breach_lists, open_clocks
 
     with _one_line_errors():

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.options import ConfigOption, console, settings_from_flags
+from pipeline.cli.options import ConfigOption, console, err_console, settings_from_flags
 
 
 def train(data: list[Path] = typer.Option(..., "--data", help="labelled CSV/XLSX (labels in English or Chinese); "
@@ -26,13 +24,15 @@ def train(data: list[Path] = typer.Option(..., "--data", help="labelled CSV/XLSX
           folds: Optional[int] = typer.Option(None, "--folds", min=2, help="cross-validation folds (5; 3 with --base)"),
           features: str = typer.Option("union+lexicon", "--features", help="words | chars | union | union+lexicon"),
           estimator: str = typer.Option("logreg", "--estimator", help="logreg | two-stage | svm | cnb"),
-          engine: str = typer.Option("jieba", "--engine", help="jieba | rjieba"),
+          engine: Optional[str] = typer.Option(None, "--engine", help="jieba | rjieba (default: the settings' "
+                                                                      "segmenter_engine, the one classify uses)"),
           review_precision: Optional[float] = typer.Option(None, "--review-precision", min=0.0, max=1.0,
                                                            help="precision the auto-routed predictions must reach on "
                                                                 "cross-validation (0.8; 0.85 with --base); the rest go to review")) -> None:
     """Train on any labelled file with any label set, or (--base) adapt the shipped model to a company's labels;
     cross-validate; save a versioned artifact with its model card."""
-    from pipeline.training.evaluation import TrainingDataError, read_labelled, train_model
+    from pipeline.cli.training_progress import TrainingDisplay
+    from pipeline.training.evaluation import FINAL_FIT, TrainingDataError, read_labelled, train_model
 
     if base is not None:
         train_adapted(list(data), base, output, text_column, label_column, company_share, folds or 3,
@@ -41,12 +41,14 @@ def train(data: list[Path] = typer.Option(..., "--data", help="labelled CSV/XLSX
     if len(data) > 1:
         raise TrainingDataError("one --data file when training from scratch (several are taken with --base)")
     data_file, folds = data[0], folds or 5
+    engine = engine or settings_from_flags(None).segmenter_engine  # trained as it will run: classify segments with the setting
     frame = read_labelled(data_file, text_column, label_column)
     console.print(f"training on {len(frame)} rows, labels: {frame[label_column].value_counts().to_dict()}")
-    with console.status(f"{folds}-fold cross-validation and final fit …"):
+    with TrainingDisplay(err_console, console, final_fit=FINAL_FIT) as progress:
         metadata = train_model(frame, text_column=text_column, label_column=label_column, out_dir=output,
                                folds=folds, feature_set=features, estimator=estimator, engine=engine,
-                               name=output.name, data_source=str(data_file), review_precision=review_precision or 0.8)
+                               name=output.name, data_source=str(data_file), review_precision=review_precision or 0.8,
+                               progress=progress)
     print_metrics(metadata["cross_validation"], f"{folds}-fold cross-validation")
     (output / "metrics.json").write_text(json.dumps(metadata["cross_validation"], ensure_ascii=False, indent=2),
                                          encoding="utf-8")
@@ -56,20 +58,16 @@ def train(data: list[Path] = typer.Option(..., "--data", help="labelled CSV/XLSX
 
 def train_adapted(data: list[Path], base: str, output: Path, text_column: str, label_column: str,
                   company_share: float, folds: int, review_precision: float) -> None:
+    from pipeline.cli.training_progress import TrainingDisplay
     from pipeline.training.adapt import train_adapted as adapt_and_save
+    from pipeline.training.evaluation import FINAL_FIT
     from pipeline.config import MODELS_DIR
 
     base_dir = MODELS_DIR / "default" if base == "default" else Path(base)
-    started = datetime.now()
-    with console.status("adapting …") as status:
-        def show_progress(message: str) -> None:
-            elapsed = (datetime.now() - started).total_seconds()
-            console.log(escape(message))
-            status.update(f"{escape(message)} ({elapsed:.0f} s so far; a few minutes in all on 2 cores)")
-
+    with TrainingDisplay(err_console, console, final_fit=FINAL_FIT) as progress:
         metadata = adapt_and_save(data, base_dir, output, text_column=text_column, label_column=label_column,
                                   company_share=company_share, folds=folds, review_precision=review_precision,
-                                  progress=show_progress)
+                                  progress=progress)
     adaptation = metadata["adaptation"]
     if "cross_validation" in adaptation:
         print_metrics(adaptation["cross_validation"], f"the company's {adaptation['company_rows']} rows, "

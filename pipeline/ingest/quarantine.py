@@ -16,6 +16,8 @@ class QuarantineReason(StrEnum):
     MISSING_COLUMN = "missing_column"
     VALUE_TOO_LONG = "value_too_long"  # an id or channel longer than the database keeps
     CONTROL_CHARACTERS = "control_characters_in_id"
+    NO_KEY = "no_key_value"
+    UNREADABLE_FILE = "unreadable_file"
 
 
 QUARANTINE_ADVICE = {
@@ -29,6 +31,10 @@ QUARANTINE_ADVICE = {
     QuarantineReason.MISSING_COLUMN: "map the column: --column FIELD=NAME, or [columns] in the settings file",
     QuarantineReason.VALUE_TOO_LONG: "shorten the value at the source, or check that the right column is mapped",
     QuarantineReason.CONTROL_CHARACTERS: "fix the id at the source: NUL and control characters cannot be kept in an id",
+    QuarantineReason.NO_KEY: "give the row a value in the key column, or read the source by another key "
+                             "(setting source_key_column)",
+    QuarantineReason.UNREADABLE_FILE: "the whole file was set aside: fix or re-export it under its name and "
+                                      "the next run takes it",
 }
 
 

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from pipeline.config import ColumnMapping, hide_password
+from pipeline.config import ColumnMapping
 from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
 from pipeline.ingest.validate import shown_value
 
@@ -43,6 +43,7 @@ class RawChunk:
     source: str
     records: list[dict]  # {"source_row": int, "cells": {column: value}}
     quarantined: list[QuarantinedRow] = field(default_factory=list)
+    checkpoint: object = None  # how far the source is read once this chunk is stored (pipeline.ingest.intake)
 
     @property
     def rows_read(self) -> int:
@@ -227,50 +228,19 @@ def _iter_parquet(path: Path, chunk_size: int) -> Iterator[tuple[int, dict | Qua
             yield row_number, record
 
 
-def _iter_sql(url: str, table: str | None, query: str | None,
-              chunk_size: int) -> Iterator[tuple[int, dict | QuarantinedRow]]:
-    import sqlalchemy as sa
-
-    if bool(table) == bool(query):
-        raise SourceError(f"{hide_password(url)}: give exactly one of --table or --query for a database source")
-    engine = sa.create_engine(url, hide_parameters=True)
-    row_number = 0
-    try:
-        statement = sa.text(query) if query else sa.select(_known_table(engine, url, table))
-        with engine.connect() as connection:
-            result = connection.execution_options(stream_results=True).execute(statement)
-            keys = list(result.keys())
-            for partition in result.partitions(chunk_size):
-                for row in partition:
-                    row_number += 1
-                    yield row_number, dict(zip(keys, row))
-    except sa.exc.SQLAlchemyError as exc:
-        raise SourceError(hide_password(f"{url}: cannot read {'table ' + table if table else 'query'}: {exc.orig or exc}")) from exc
-    finally:
-        engine.dispose()
-
-
-def _known_table(engine, url: str, name: str):
-    """The source table as a SQLAlchemy object (quoted by the dialect), if the database has it: the name
-    is never pasted into SQL text. ``schema.table`` names a table in another schema."""
-    import sqlalchemy as sa
-
-    schema, _, table = name.rpartition(".") if name.count(".") == 1 else ("", "", name)
-    inspector = sa.inspect(engine)
-    known = inspector.get_table_names(schema=schema or None) + inspector.get_view_names(schema=schema or None)
-    if table not in known:
-        raise SourceError(f"{hide_password(url)}: no table {name!r}; the database has {sorted(known) or 'none'}")
-    return sa.Table(table, sa.MetaData(), schema=schema or None, autoload_with=engine)
-
-
 def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = None, query: str | None = None,
-                    encoding: str | None = None, sheet: str | None = None) -> Iterator[RawChunk]:
+                    encoding: str | None = None, sheet: str | None = None, key_column: str = "id",
+                    after=None) -> Iterator[RawChunk]:
     """Yield the source's rows in chunks of at most ``chunk_size`` (good and quarantined together).
     ``encoding``: of a text file, when it is not to be detected; ``sheet``: the one workbook sheet to read
-    (default: every sheet)."""
+    (default: every sheet). A database source is read in order of ``key_column``, from above ``after``
+    (pipeline/ingest/sql_source.py); each of its chunks' ``checkpoint`` is the highest key it holds."""
     if is_database_url(source):
-        label = f"{source.split('://')[0]}:{table or 'query'}"
-        yield from _chunks_from_rows(label, _iter_sql(source, table, query, chunk_size), chunk_size)
+        from pipeline.ingest.sql_source import read_pages, sql_label
+
+        label = sql_label(source, table)
+        for page in read_pages(source, table, query, key_column=key_column, page_size=chunk_size, after=after):
+            yield RawChunk(label, page.records, page.quarantined, checkpoint=page.reached)
         return
     path = Path(source)
     if not path.is_file():

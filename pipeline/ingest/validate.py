@@ -12,7 +12,7 @@ import pandas as pd
 from pipeline.clock import utc_wall_times
 from pipeline.config import ColumnMapping, Settings
 from pipeline.text.normalise import has_letters, mask_pii
-from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
+from pipeline.ingest.quarantine import QUARANTINE_ADVICE, QuarantinedRow, QuarantineReason
 from pipeline.storage.tables import CHANNEL_LENGTH, ID_LENGTH
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -139,6 +139,8 @@ def _fix_for(row: QuarantinedRow, columns: ColumnMapping) -> str:
         return f"is '{row.column}' the complaint id? map the right column: " + remap("id")
     if row.reason == QuarantineReason.BAD_DATE:
         return f"is '{row.column}' the complaint date? map the right column ({remap('created_at')}) or export ISO dates"
+    if row.reason in (QuarantineReason.UNREADABLE_FILE, QuarantineReason.NO_KEY):
+        return QUARANTINE_ADVICE[row.reason]
     if row.reason == QuarantineReason.UNDECODABLE:
         return "give the file's encoding: --encoding big5 (or gb18030, utf-16 …), or encoding = \"…\" in the settings file"
     return "check the file's separator and quoting (CSV: commas, TSV/TXT: tabs)"

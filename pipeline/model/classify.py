@@ -137,12 +137,33 @@ def decide(probabilities: np.ndarray, labels: list[str], policy: ReviewPolicy,
 
 
 def classify_texts(model: CauseModel, texts) -> pd.DataFrame:
+    return decide_batch(model, score_texts(model, texts))
+
+
+def score_texts(model: CauseModel, texts) -> pd.DataFrame:
+    """What each text gets on its own: a probability per label (unrounded), its vocabulary coverage and the
+    terms behind its top label. Worker processes score slices of a batch; ``decide_batch`` then decides over
+    the whole batch, since the unfamiliar-share rule looks at every text of the batch, not of a slice."""
     texts = list(texts)
-    if not texts:
-        return decide(np.zeros((0, len(model.labels))), model.labels, model.policy).assign(explanation=[])
-    probabilities, coverage, explain = model.predict_and_explain(texts)
+    if texts:
+        probabilities, coverage, explain = model.predict_and_explain(texts)
+        top = [model.labels[i] for i in np.argsort(-probabilities, axis=1)[:, 0]]
+        explanations = ["、".join(terms) for terms in explain(top)]
+    else:
+        probabilities, coverage, explanations = np.zeros((0, len(model.labels))), None, []
+    scores = pd.DataFrame(probabilities, columns=[f"p_{label}" for label in model.labels])
+    scores["coverage"] = coverage if coverage is not None else np.nan
+    scores["explanation"] = explanations
+    return scores
+
+
+def decide_batch(model: CauseModel, scores: pd.DataFrame) -> pd.DataFrame:
+    """A batch's scores (one frame, or its slices' frames concatenated in order) → ``decide``'s frame with
+    each text's explanation."""
+    probabilities = scores[[f"p_{label}" for label in model.labels]].to_numpy(dtype=float)
+    coverage = None if scores["coverage"].isna().all() else scores["coverage"].to_numpy(dtype=float)
     decided = decide(probabilities, model.labels, model.policy, coverage)
-    decided["explanation"] = ["、".join(terms) for terms in explain(list(decided["cause"]))]
+    decided["explanation"] = scores["explanation"].tolist()
     return decided
 
 
@@ -155,13 +176,14 @@ def _init_worker(model: CauseModel) -> None:
     die_with_parent()
 
 
-def _classify_in_worker(texts: list[str]) -> pd.DataFrame:
-    return classify_texts(_worker_model, texts)
+def _score_in_worker(texts: list[str]) -> pd.DataFrame:
+    return score_texts(_worker_model, texts)
 
 
 class ParallelClassifier:
-    """Classifies large batches across worker processes; each worker segments, vectorises and predicts
-    its own slice and returns only the small result frame. Use as a context manager."""
+    """Classifies large batches across worker processes; each worker segments, vectorises and scores its
+    own slice and returns only the small score frame; the batch is decided here, whole. Use as a context
+    manager."""
 
     def __init__(self, model: CauseModel, workers: int):
         self.model = model
@@ -184,7 +206,7 @@ class ParallelClassifier:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
                                              initializer=_init_worker, initargs=(self.model,))
         slices = [list(s) for s in np.array_split(np.array(texts, dtype=object), self.workers) if len(s)]
-        return pd.concat(list(self._pool.map(_classify_in_worker, slices)), ignore_index=True)
+        return decide_batch(self.model, pd.concat(list(self._pool.map(_score_in_worker, slices)), ignore_index=True))
 
 
 def policy_as_dict(policy: ReviewPolicy) -> dict:

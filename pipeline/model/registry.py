@@ -9,14 +9,20 @@ scikit-learn is refused (its pickle may load and predict wrongly); other library
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import io
 import json
 import logging
+import pickle
 import platform
+import zlib
 from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
 
 import joblib
+import numpy as np
+from joblib.numpy_pickle import NumpyArrayWrapper
 
 METADATA_FILE = "metadata.json"
 MODEL_FILE = "model.joblib"
@@ -38,13 +44,13 @@ def file_sha256(path: Path) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    import jieba
-    import numpy
     import pandas
     import sklearn
 
+    # jieba's installed version from its metadata: importing jieba to ask costs a tenth of a second of
+    # every start-up, and a model segmenting with rjieba never needs it
     return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-            "numpy": numpy.__version__, "pandas": pandas.__version__, "jieba": jieba.__version__,
+            "numpy": np.__version__, "pandas": pandas.__version__, "jieba": importlib.metadata.version("jieba"),
             "joblib": joblib.__version__}
 
 
@@ -90,7 +96,8 @@ def load_artifact(model_path: Path | str, trusted: Collection[str] | None = None
     metadata_path = model_path.parent / METADATA_FILE
     if not model_path.is_file():
         raise ModelIntegrityError(f"{model_path}: no model file here; train one with `complaints train`")
-    actual = file_sha256(model_path)
+    artifact = model_path.read_bytes()  # the bytes checked are the bytes unpickled
+    actual = hashlib.sha256(artifact).hexdigest()
     if trusted is not None and actual not in trusted:
         raise ModelIntegrityError(
             f"{model_path}: sha256 {actual} is not a trusted model, so it is not loaded (loading runs code). "
@@ -104,10 +111,94 @@ def load_artifact(model_path: Path | str, trusted: Collection[str] | None = None
             "the file was changed or damaged — restore it or retrain with `complaints train`")
     check_library_versions(model_path, metadata.get("library_versions", {}))
     try:
-        return joblib.load(model_path), metadata
+        return load_joblib_bytes(artifact), metadata
     except ModuleNotFoundError as exc:
         if not str(exc.name).startswith("pipeline."):
             raise
         raise ModelIntegrityError(
             f"{model_path}: saved by an earlier layout of this product (it needs the module {exc.name}); "
             "retrain it with `complaints train`") from exc
+
+
+def load_joblib_bytes(artifact: bytes):
+    """``joblib.load`` of a zlib-compressed or plain joblib file's bytes, with the C unpickler.
+
+    joblib unpickles with Python's pure-Python unpickler (it swaps each array placeholder for the array
+    read after it in the stream): for the shipped model's 350,000 vocabulary entries, twice as long as
+    this, and the largest part of a classify-text start (bench/startup.py). Here the C unpickler reads
+    the stream, each placeholder reads its array at the same point through joblib's own reader, and the
+    placeholders are then replaced by their arrays in the loaded object. Any file this cannot take —
+    another joblib format, an object that used an array while being unpickled — goes to ``joblib.load``.
+    """
+    try:
+        if artifact[:1] == b"\x78":  # joblib's zlib prefix (compress=3, how save_artifact writes)
+            return _load_joblib_stream(zlib.decompress(artifact))
+        if artifact[:1] == pickle.PROTO:
+            return _load_joblib_stream(artifact)
+    except (pickle.UnpicklingError, zlib.error, _PlaceholderLeft, AttributeError, TypeError, ValueError):
+        logger.debug("fast model load failed; loading with joblib", exc_info=True)
+    return joblib.load(io.BytesIO(artifact))
+
+
+class _PlaceholderLeft(Exception):
+    """An array placeholder was used before it could be replaced by its array."""
+
+
+def _load_joblib_stream(stream_bytes: bytes):
+    stream = io.BytesIO(stream_bytes)  # no peek(): the C unpickler reads no further than each frame's end
+    placeholders: list[_ArrayPlaceholder] = []
+
+    class Placeholder(_ArrayPlaceholder):
+        def __setstate__(self, state):
+            self.__dict__.update(state)
+            self.array = self.read(reader, True)  # the array's bytes follow the placeholder's frame
+            placeholders.append(self)
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
+                return Placeholder
+            return super().find_class(module, name)
+
+    unpickler = Unpickler(stream)
+
+    class reader:  # what NumpyArrayWrapper.read asks of joblib's unpickler
+        file_handle, mmap_mode, np = stream, None, np
+        find_class = unpickler.find_class
+
+    loaded = _replace_placeholders(unpickler.load(), {})
+    if any(not p.replaced for p in placeholders):
+        raise _PlaceholderLeft(f"{sum(not p.replaced for p in placeholders)} array(s) not found in the loaded object")
+    return loaded
+
+
+class _ArrayPlaceholder(NumpyArrayWrapper):
+    replaced = False
+
+
+_ATOMIC = (str, bytes, int, float, bool, type(None), np.ndarray, np.generic, type)
+
+
+def _replace_placeholders(obj, seen: dict):
+    """``obj`` with every placeholder replaced by its array: in dicts, lists, tuples and object attributes."""
+    if isinstance(obj, _ArrayPlaceholder):
+        obj.replaced = True
+        return obj.array
+    if isinstance(obj, _ATOMIC):
+        return obj
+    if id(obj) in seen:
+        return seen[id(obj)]
+    seen[id(obj)] = obj
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(value, _ATOMIC):
+                obj[key] = _replace_placeholders(value, seen)
+    elif isinstance(obj, list):
+        obj[:] = [_replace_placeholders(value, seen) for value in obj]
+    elif isinstance(obj, tuple):
+        replaced = tuple(_replace_placeholders(value, seen) for value in obj)
+        seen[id(obj)] = replaced
+        return replaced
+    elif isinstance(getattr(obj, "__dict__", None), dict):
+        _replace_placeholders(obj.__dict__, seen)
+    return obj

@@ -31,7 +31,8 @@ from pipeline.routing.router import Router
 from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
 from pipeline.tickets.build import build_ticket
 from pipeline.ingest.validate import QuarantineTally, validate_rows
-from pipeline.model.classify import CauseModel, ParallelClassifier
+from pipeline.model.classify import CauseModel
+from pipeline.model.cluster import open_classifier
 from pipeline.nightly.progress import RunProgress
 from pipeline.nightly.summary import append_quarantine_file
 
@@ -236,7 +237,7 @@ class BatchRun:
         self.quarantine_file, self.clock = quarantine_file, clock
         self.after_batch, self.progress = after_batch, progress
         self.counts, self.tally, self.seen_ids = RunCounts(), QuarantineTally(), set()
-        self._classifier = ParallelClassifier(model, settings.worker_count)
+        self._classifier = open_classifier(settings, model)  # the local pool, or the cluster's workers
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="classify-ahead")  # waits on the workers
 
     def __enter__(self) -> "BatchRun":

@@ -27,7 +27,8 @@ from pipeline.ingest.quarantine import QuarantinedRow
 
 from pipeline.storage.tables import (  # noqa: F401  callers reach the tables as store.<table>
     audit_items, complaints, metadata, outbox, predictions, quarantine, reviews, run_lock, runs, sla_breaches,
-    ticket_events, tickets)
+    source_files, source_watermarks, ticket_events, tickets)
+
 
 
 def utcnow() -> datetime:

@@ -184,3 +184,30 @@ audit_items = sa.Table(  # complaints drawn at random for people to label: pipel
     sa.Column("drawn_at", sa.DateTime, nullable=False),
     sa.Column("seed", sa.BigInteger, nullable=False),
 )
+
+
+# ---------------------------------------------------------------- what a source has given (pipeline/ingest/intake.py)
+
+source_files = sa.Table(  # an export file of a folder or glob source, taken once per content
+    "source_files", metadata,
+    sa.Column("path", sa.String(1024), primary_key=True),  # absolute
+    sa.Column("content_hash", sa.String(64), primary_key=True),  # sha256 of the bytes: changed content is new
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("modified_at", sa.DateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # taken | quarantined (unreadable as a whole)
+    sa.Column("rows_read", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),  # why it was quarantined
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("taken_at", sa.DateTime, nullable=False),
+)
+
+source_watermarks = sa.Table(  # a database source read in key order: the highest key taken so far
+    "source_watermarks", metadata,
+    sa.Column("source_key", sa.String(64), primary_key=True),  # sha256 of URL (no password), table/query, key
+    sa.Column("source", sa.Text, nullable=False),  # the same, readable, password hidden
+    sa.Column("key_column", sa.String(255), nullable=False),
+    sa.Column("last_key", sa.Text, nullable=False),
+    sa.Column("key_type", sa.String(16), nullable=False),  # int | float | decimal | text | datetime | date
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)

@@ -19,14 +19,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
-from typing import Iterator, Literal
+from typing import TYPE_CHECKING, Iterator, Literal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.storage import store
+if TYPE_CHECKING:  # only for annotations: the CLI's start-up stays free of SQLAlchemy
+    import sqlalchemy as sa
+
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -165,6 +166,10 @@ LIST_COLUMNS = ["ticket_id", "complaint_id", "queue", "priority", "cause", "stat
 def open_clocks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: str | None = None) -> pd.DataFrame:
     """Every clock still running on an unfinished ticket (respond: not yet acknowledged; resolve: not yet
     resolved), with the hours it allows, has used and has left (negative: overdue)."""
+    import sqlalchemy as sa  # here, not at the top: the router needs this module's clocks, not the database
+
+    from pipeline.storage import store
+
     tickets = store.tickets
     statement = (sa.select(tickets.c.ticket_id, tickets.c.complaint_id, tickets.c.queue, tickets.c.priority,
                            sa.func.coalesce(tickets.c.corrected_cause, tickets.c.cause).label("cause"),
@@ -223,6 +228,7 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
     tickets more than ``rule.max_days_late`` late when found (loaded history), and all when ``rule`` is
     None (no [breach] rule in escalation.toml)."""
     from pipeline.delivery.outbox import outbox_entries
+    from pipeline.storage import store
 
     clocks = open_clocks(engine, clock, now)
     breached, near = breach_lists(clocks, clock.rules.near_breach_share)
@@ -254,6 +260,10 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
 def _escalate_tickets(conn, found: pd.DataFrame, rule, now: datetime, webhooks: dict, outbox_entries) -> None:
     """Raise the priority of a chunk of breached tickets, add the rule's reason and steps to each (row and
     payload), and queue their delivery to the rule's notify queue — a few statements per chunk."""
+    import sqlalchemy as sa
+
+    from pipeline.storage import store
+
     tickets = store.tickets
     current = {row.ticket_id: row for row in conn.execute(
         sa.select(tickets.c.ticket_id, tickets.c.payload_json, tickets.c.escalation_reasons, tickets.c.status)

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.decomposition import TruncatedSVD
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import normalize
 
@@ -31,8 +30,9 @@ from pipeline.config import PROJECT_ROOT
 from pipeline.model.cause_model import build_pipeline
 from pipeline.training.model_card import write_adapted_model_card
 from pipeline.model.registry import save_artifact
-from pipeline.training.evaluation import (TrainingDataError, choose_review_policy, data_fingerprint, evaluate_predictions,
-                               read_labelled, training_weights)
+from pipeline.training.evaluation import (FINAL_FIT, TrainingDataError, choose_review_policy, data_fingerprint,
+                                          evaluate_predictions, read_labelled, training_weights)
+from pipeline.training.folds import Progress, no_progress, stratified_folds
 
 # The company's rows carry this share of the training weight, however few they are: 200 rows among the
 # ~22k shipped ones then weigh as much as ~9k of them would (0.3 and 0.6 were level on telecom).
@@ -76,11 +76,15 @@ def _fold_probabilities(recipe, base, company, train_idx, test_idx, company_shar
 
 def adapt_model(base_metadata: dict, base: pd.DataFrame, company: pd.DataFrame, *,
                 company_share: float = DEFAULT_COMPANY_SHARE, folds: int = 3, review_precision: float = 0.85,
-                n_jobs: int = 2, progress=lambda message: None) -> tuple[Pipeline, ReviewPolicy, dict]:
+                n_jobs: int = 2, progress: Progress = no_progress) -> tuple[Pipeline, ReviewPolicy, dict]:
     """Retrain the base model's recipe on its training rows plus the company's (``text``, ``cause``), and
     choose the review threshold on the company's rows by cross-validation: each fold's company rows are
     predicted by a model trained on the shipped rows and the company's other rows. Returns the fitted
-    pipeline, the review policy and the cross-validated figures on the company's rows."""
+    pipeline, the review policy and the cross-validated figures on the company's rows.
+
+    The folds are fitted here, not by ``cross_val_predict``: every fold also trains on all the shipped
+    rows (which are never predicted, so the folds do not partition the training rows), and the company
+    rows' weights depend on how many of them the fold holds."""
     labels = set(base["cause"])
     unknown = sorted(set(company["cause"]) - labels)
     if unknown:
@@ -96,18 +100,21 @@ def adapt_model(base_metadata: dict, base: pd.DataFrame, company: pd.DataFrame, 
     if folds >= 2:
         with warnings.catch_warnings():  # causes with fewer rows than folds are spread as far as they go
             warnings.simplefilter("ignore")
-            split_list = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
-        progress(f"cross-validating on the company's {len(company)} rows ({folds} folds, each trained with "
-                 f"the {len(base)} shipped rows)")
-        for test_idx, fold_classes, probabilities in Parallel(n_jobs=min(n_jobs, folds))(
-                delayed(_fold_probabilities)(recipe, base, company, train_idx, test_idx, company_share, synthetic_share)
-                for train_idx, test_idx in split_list):
+            split_list = list(stratified_folds(folds).split(np.zeros(len(y)), y))
+        stage = f"cross-validation on the company's {len(company)} rows (each fold with the {len(base)} shipped rows)"
+        progress(stage, 0, folds)
+        finished = Parallel(n_jobs=min(n_jobs, folds), return_as="generator_unordered")(
+            delayed(_fold_probabilities)(recipe, base, company, train_idx, test_idx, company_share, synthetic_share)
+            for train_idx, test_idx in split_list)
+        for done, (test_idx, fold_classes, probabilities) in enumerate(finished, start=1):
             for j, label in enumerate(fold_classes):
                 oof[test_idx, classes.index(label)] = probabilities[:, j]
-    progress(f"fitting on the {len(base)} shipped rows and the company's {len(company)}")
+            progress(stage, done, folds)
+    progress(FINAL_FIT, 0, 1)
     fitted = _fit(recipe, base["text"].tolist() + company["text"].tolist(),
                   np.concatenate([base["cause"].to_numpy(), y]),
                   adaptation_weights(base, len(company), company_share, synthetic_share=synthetic_share))
+    progress(FINAL_FIT, 1, 1)
     base_policy = ReviewPolicy(**{k: v for k, v in base_metadata.get("review_policy", {}).items()
                                   if k in ReviewPolicy.__dataclass_fields__})
     report: dict = {"company_rows": len(company), "company_share": company_share,
@@ -151,15 +158,16 @@ def shipped_training_rows(base_metadata: dict) -> pd.DataFrame:
 def train_adapted(company_paths, base_dir: Path | str, out_dir: Path | str, *,
                   text_column: str = "text", label_column: str = "cause",
                   company_share: float = DEFAULT_COMPANY_SHARE, folds: int = 3, review_precision: float = 0.85,
-                  n_jobs: int = 2, progress=lambda message: None) -> dict:
+                  n_jobs: int = 2, progress: Progress = no_progress) -> dict:
     """`complaints train --base`: adapt the base model to the company's labelled file and save the artifact
     (with its model card). Returns the artifact's metadata."""
     base = load_trained_model(base_dir)
     company_paths = [company_paths] if isinstance(company_paths, (str, Path)) else list(company_paths)
     company = read_company_labels(company_paths, text_column, label_column)
     sources = " + ".join(str(path) for path in company_paths)
-    progress(f"reading the {base.version} training rows")
+    progress(f"reading the {base.version} training rows", 0, 1)
     shipped = shipped_training_rows(base.metadata)
+    progress(f"reading the {base.version} training rows", 1, 1)
     started = time.perf_counter()
     pipeline, policy, report = adapt_model(base.metadata, shipped, company, company_share=company_share,
                                            folds=folds, review_precision=review_precision, n_jobs=n_jobs,
@@ -182,8 +190,9 @@ def train_adapted(company_paths, base_dir: Path | str, out_dir: Path | str, *,
         "training_seconds": round(time.perf_counter() - started, 1),
     }
     metadata = save_artifact(pipeline, metadata, out_dir)
-    progress("scoring the held-out real reviews and writing the model card")
+    progress("scoring the held-out real reviews for the model card", 0, 1)
     write_adapted_model_card(Path(out_dir), Path(base_dir))
+    progress("scoring the held-out real reviews for the model card", 1, 1)
     return metadata
 
 

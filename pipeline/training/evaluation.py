@@ -13,17 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.class_weight import compute_sample_weight
 
 from pipeline.model.classify import CauseModel, ReviewPolicy, decide, policy_as_dict
-from pipeline.model.cause_model import build_pipeline, vocabulary_coverage
+from pipeline.model.cause_model import build_pipeline
 from pipeline.model.registry import save_artifact
 from pipeline.labels import CAUSES, NONE_LABEL, UNFAMILIAR_NOTE_SHARE, canonical_label
 from pipeline.delivery.spreadsheet import read_table
+from pipeline.training.folds import Progress, no_progress, out_of_fold_coverage, out_of_fold_probabilities
 
 
 class TrainingDataError(ValueError):
@@ -132,43 +131,6 @@ def bootstrap_interval(y_true, y_pred, metric, *, rounds: int = 1000, seed: int 
     return float(low), float(high)
 
 
-def _fit_fold(pipeline, texts: np.ndarray, labels: np.ndarray, train_idx, test_idx, sample_weight):
-    fit_params = {} if sample_weight is None else {"classifier__sample_weight": sample_weight[train_idx]}
-    fitted = clone(pipeline).fit(list(texts[train_idx]), labels[train_idx], **fit_params)
-    normalised = fitted.named_steps["normalise"].transform(list(texts[test_idx]))
-    features = fitted.named_steps["features"].transform(normalised)
-    return (test_idx, fitted.classes_, fitted.named_steps["classifier"].predict_proba(features),
-            vocabulary_coverage(fitted, normalised, features))
-
-
-def out_of_fold_probabilities(pipeline, texts: list[str], labels: np.ndarray, folds: int, seed: int = 0,
-                              sample_weight: np.ndarray | None = None, groups: np.ndarray | None = None,
-                              n_jobs: int = 1):
-    """Out-of-fold class probabilities (columns follow ``np.unique(labels)``) and each text's vocabulary
-    coverage against the fold's model (None without a character block). With ``groups`` (industries),
-    no group is in a training fold and its test fold at once: the figures of a model meeting an industry
-    it never saw. ``n_jobs`` folds are fitted at once."""
-    classes = list(np.unique(labels))
-    probabilities = np.zeros((len(texts), len(classes)))
-    coverage = np.ones(len(texts))
-    if groups is None:
-        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(texts, labels)
-    else:
-        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(texts, labels, groups)
-    texts = np.asarray(texts, dtype=object)
-    results = Parallel(n_jobs=n_jobs)(delayed(_fit_fold)(pipeline, texts, labels, train_idx, test_idx, sample_weight)
-                                      for train_idx, test_idx in splits)
-    has_coverage = True
-    for test_idx, fold_classes, fold_proba, fold_coverage in results:
-        if fold_coverage is None:
-            has_coverage = False
-        else:
-            coverage[test_idx] = fold_coverage
-        for j, label in enumerate(fold_classes):
-            probabilities[test_idx, classes.index(label)] = fold_proba[:, j]
-    return np.asarray(classes), probabilities, (coverage if has_coverage else None)
-
-
 def choose_review_policy(probabilities: np.ndarray, y_true: np.ndarray, labels: list[str], *,
                          target_precision: float = 0.8, min_margin: float = 0.1) -> ReviewPolicy:
     """Lowest confidence threshold at which the predictions routed without review reach the target
@@ -233,6 +195,7 @@ def evaluation_mask(frame: pd.DataFrame) -> np.ndarray:
 UNFAMILIAR_COVERAGE_PERCENTILE = 10  # texts below this percentile of cross-validated coverage are unfamiliar
 UNFAMILIAR_BATCH_SHARE = UNFAMILIAR_NOTE_SHARE  # 3× the share expected of familiar text
 MIN_REAL_ROWS_FOR_BAR = 200
+FINAL_FIT = "fitting on all rows"
 
 
 def choose_familiarity(policy: ReviewPolicy, coverage: np.ndarray | None, grouped: tuple | None,
@@ -253,13 +216,14 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
                 out_dir: Path | str, folds: int = 5, feature_set: str = "union+lexicon",
                 estimator: str = "logreg", engine: str = "jieba", name: str = "cause-model",
                 data_source: str = "", review_precision: float = 0.8, weighting: str = "balanced",
-                synthetic_share: float | None = 0.5, group_column: str | None = "sector", n_jobs: int = 1, extra_metadata: dict | None = None) -> dict:
+                synthetic_share: float | None = 0.5, group_column: str | None = "sector", n_jobs: int = 1,
+                extra_metadata: dict | None = None, progress: Progress = no_progress) -> dict:
     """Cross-validate, choose the review policy, fit on all rows, save a versioned artifact.
 
     ``weighting``: "balanced" (every label weighs the same; any label set) or "prior" (labels weighted to
     ``TARGET_CLASS_PRIOR``, synthetic rows ``synthetic_share`` of each label's weight). With a ``group_column``
     (sectors) of at least three values, a second cross-validation holds out whole sectors to set the bar
-    for text unlike the training data."""
+    for text unlike the training data. ``progress(stage, done, total)`` hears of every fold and fit."""
     texts = frame[text_column].tolist()
     labels = frame[label_column].to_numpy()
     counts = pd.Series(labels).value_counts()
@@ -273,17 +237,21 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
     sources = frame["source"].to_numpy() if "source" in frame.columns else np.full(len(frame), "")
     sample_weight = apply_weighting(pipeline, labels, sources, weighting, synthetic_share)
     started = time.perf_counter()
-    classes, oof, coverage = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight,
-                                                       n_jobs=n_jobs)
+    classes, oof = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight,
+                                             n_jobs=n_jobs, progress=progress)
     classes = [str(c) for c in classes]
+    progress("vocabulary coverage", 0, 1)
+    coverage = out_of_fold_coverage(pipeline, texts, labels, folds, n_jobs=n_jobs)
+    progress("vocabulary coverage", 1, 1)
     # Synthetic rows help the model learn but never count as evidence of its quality.
     scored = evaluation_mask(frame)
     policy = choose_review_policy(oof[scored], labels[scored], classes, target_precision=review_precision)
     grouped = None
     groups = frame[group_column].to_numpy() if group_column and group_column in frame.columns else None
     if groups is not None and len(set(groups)) >= max(3, folds):
-        _, grouped_oof, _ = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight,
-                                                      groups=groups, n_jobs=n_jobs)
+        _, grouped_oof = out_of_fold_probabilities(pipeline, texts, labels, folds, sample_weight=sample_weight,
+                                                   groups=groups, n_jobs=n_jobs, progress=progress,
+                                                   stage="cross-validation, industries held out")
         # Real texts predicted by a model that never saw their industry are the honest proxy for a new
         # company's complaints; synthetic texts of a held-out industry are cleaner and flatter the bar.
         judged = scored if scored.sum() >= MIN_REAL_ROWS_FOR_BAR else np.ones(len(labels), dtype=bool)
@@ -297,7 +265,9 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
         cv_report["industries_held_out"] = {"groups": int(len(set(groups))), "review": unseen["review"],
                                             "macro_f1": unseen["macro_f1"], "accuracy": unseen["accuracy"]}
     fit_params = {} if sample_weight is None else {"classifier__sample_weight": sample_weight}
+    progress(FINAL_FIT, 0, 1)
     fitted = clone(pipeline).fit(texts, labels, **fit_params)
+    progress(FINAL_FIT, 1, 1)
     seconds = time.perf_counter() - started
     metadata = {
         "name": name,
