@@ -269,3 +269,28 @@ def test_a_cause_corrected_on_a_ticket_is_a_review_label_for_training(api, proce
     assert cli(processed, "review", "export", "--output", str(queue)).exit_code == 0
     exported = pd.read_csv(queue, encoding="utf-8-sig", dtype=str)
     assert "C2" not in set(exported["complaint_id"])  # labelled by the team: no longer waits for review
+
+
+def test_a_nul_in_an_update_or_a_review_file_is_dropped_on_either_engine(tmp_path, database_url):
+    """PostgreSQL refuses NUL in text: a team's note, name or review file carrying one is stored without it."""
+    from pipeline.config import load_settings
+    from pipeline.tickets import lifecycle, updates
+    from pipeline.training.review import import_reviews
+
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", database_url=database_url)
+    process_file(settings, write_complaints(tmp_path / "in.csv"), now=store.utcnow() - timedelta(days=2))
+    engine = store.connect(settings.resolved_database_url)
+    first = store.read_table(engine, store.tickets).iloc[0]
+    update, problems = updates.parse_update(
+        {"ticket_id": first["ticket_id"], "status": "acknowledged", "by": "王\x00五", "note": "已回电\x00"},
+        where="row 1", source="test", default_by=None, timezone=settings.timezone)
+    assert not problems
+    lifecycle.apply_updates(engine, [update])
+    review_file = tmp_path / "reviews.csv"
+    pd.DataFrame([{"complaint_id": first["complaint_id"], "cause": "process", "reviewer": "李\x00四",
+                   "note": "核实\x00"}]).to_csv(review_file, index=False)
+    import_reviews(engine, review_file)
+    events, reviews = store.read_table(engine, store.ticket_events), store.read_table(engine, store.reviews)
+    engine.dispose()
+    assert events["by"].tolist() == ["王五"] and events["note"].tolist() == ["已回电"]
+    assert reviews["reviewer"].tolist() == ["李四"] and reviews["note"].tolist() == ["核实"]

@@ -92,7 +92,9 @@ def parse_update(cells: dict, *, where: str, source: str, default_by: str | None
     """One update from text cells (a file row, CLI options or a JSON body); problems name the column."""
     def cell(name: str) -> str:
         value = cells.get(name)
-        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        return str(value).replace("\x00", "").strip()  # a NUL means nothing here, and PostgreSQL refuses it
 
     problems = []
     ticket_id = cell("ticket_id")

@@ -124,7 +124,7 @@ def import_reviews(engine: sa.Engine, path: Path | str, *, reviewer: str | None 
     """Store the labels people filled in. All or nothing: any bad row stops the import, listing every
     problem with its row and column (row numbers count data rows, the header excluded)."""
     path = Path(path)
-    frame = read_review_file(path)
+    frame = read_review_file(path).replace("\x00", "", regex=True)  # PostgreSQL refuses NUL in text
     labels = known_labels(engine)
     labelled = frame[frame["cause"].str.strip() != ""]
     ids = [cid.strip() for cid in labelled["complaint_id"]]
