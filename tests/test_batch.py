@@ -130,3 +130,27 @@ def test_progress_counts_the_file_and_reports_rows_per_second_and_time_left(lexi
     lines = [r.getMessage() for r in caplog.records if r.name == "test.progress"]
     assert len(lines) == 3 and lines[-1].startswith("progress: 900 of 900 (100%) rows,") and "rows/s" in lines[-1]
     assert "left" in lines[0]
+
+
+def test_classify_and_the_nightly_run_decide_each_row_alike(lexicon_settings, tmp_path):
+    """`complaints classify` goes through the same batch path (FileBatchRun), only without the store: the same
+    rows pass or are quarantined for the same reasons, and each gets the cause and queue the run stores."""
+    from pipeline.nightly.batch import FileBatchRun
+
+    source = _export(tmp_path / "in.csv", 40)
+    with open(source, "a", encoding="utf-8") as handle:  # a duplicate id and an empty text
+        handle.write("K000000,又是同一个编号,2026-11-20 10:00,app\nc-empty,,2026-11-20 10:00,app\n")
+    model = load_lexicon_model(lexicon_settings.lexicon_path)
+    with FileBatchRun(lexicon_settings, model) as file_run:
+        counts = file_run.run(iter_raw_chunks(str(source), chunk_size=15))
+    nightly = _run(lexicon_settings, source, "nightly-run")
+    engine = store.connect(lexicon_settings.resolved_database_url)
+    stored = store.read_table(engine, store.tickets).set_index("complaint_id")
+    quarantined = store.read_table(engine, store.quarantine)
+    engine.dispose()
+    decided = pd.concat(file_run.results).set_index("id")
+    assert counts.as_dict() == nightly.counts.as_dict() and counts.quarantined == 2
+    assert sorted(decided.index) == sorted(stored.index)
+    assert (decided["cause"] == stored.loc[decided.index, "cause"]).all()
+    assert (decided["queue"] == stored.loc[decided.index, "queue"]).all()
+    assert sorted(row.reason.value for row in file_run.quarantined) == sorted(quarantined["reason"])

@@ -26,38 +26,23 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     """Classify a file: one output row per valid input row; invalid rows are reported, never dropped silently."""
     import pandas as pd
 
-    from pipeline.model.classify import ParallelClassifier, load_model
-    from pipeline.ingest.sources import iter_raw_chunks, map_columns
-    from pipeline.text.privacy import Privacy
-    from pipeline.routing.router import Router
+    from pipeline.model.classify import load_model
+    from pipeline.ingest.sources import iter_raw_chunks
+    from pipeline.nightly.batch import FileBatchRun
+    from pipeline.nightly.progress import RunProgress
+    from pipeline.nightly.summary import append_quarantine_file
     from pipeline.delivery.spreadsheet import write_table
-    from pipeline.ingest.validate import QuarantineTally, validate_rows
 
     settings = settings_from_flags(config, column, classifier="lexicon" if lexicon else None, encoding=encoding,
                                    sheet=sheet)
     cause_model = load_model(settings, model)
-    router = Router.from_settings(settings)
-    results, quarantined, seen, rows_read = [], [], set(), 0
-    with ParallelClassifier(cause_model, settings.worker_count) as classifier, rows_progress_bar() as progress:
-        task_id = progress.add_task("classifying", total=None)
-        for chunk in iter_raw_chunks(str(input), chunk_size=settings.batch_size, encoding=settings.encoding,
-                                     sheet=settings.sheet):
-            good, bad = validate_rows(map_columns(chunk, settings.columns), seen,
-                                      max_text_chars=settings.max_text_chars, text_column=settings.columns.text,
-                                      date_column=settings.columns.created_at)
-            quarantined += chunk.quarantined + bad
-            rows_read += chunk.rows_read
-            decided = classifier.classify(good["text"].str.slice(0, settings.max_text_chars).tolist())
-            routes = [router.route_for_cause(cause, needs_review, {"channel": channel or "", **metadata})
-                      for cause, needs_review, channel, metadata in
-                      zip(decided["cause"], decided["needs_review"], good["channel"], good["metadata"])]
-            decided["id"] = good["complaint_id"].to_numpy()
-            decided["remedy"] = [route.remedy.code for route in routes]
-            decided["queue"] = [route.queue for route in routes]
-            results.append(decided)
-            progress.advance(task_id, chunk.rows_read)
-    privacy = Privacy.from_settings(settings)
-    quarantined = [privacy.quarantined(row) for row in quarantined]
+    with rows_progress_bar() as progress_bar:
+        task_id = progress_bar.add_task("classifying", total=None)
+        progress = RunProgress(total=None, listeners=[lambda p: progress_bar.update(task_id, completed=p.done)])
+        with FileBatchRun(settings, cause_model, progress=progress) as batches:
+            batches.run(iter_raw_chunks(str(input), chunk_size=settings.batch_size, encoding=settings.encoding,
+                                        sheet=settings.sheet))
+    results, quarantined, rows_read = batches.results, batches.quarantined, batches.counts.rows_read
     frame = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     columns = CLASSIFY_COLUMNS + [c for c in frame.columns if c.startswith("p_")]
     frame = frame[columns] if len(frame) else pd.DataFrame(
@@ -67,15 +52,11 @@ def classify(input: Path = typer.Option(..., "--input", help="file with columns 
     report = output.with_name(output.stem + ".invalid.csv")
     report.unlink(missing_ok=True)
     if quarantined:
-        from pipeline.nightly.summary import append_quarantine_file  # only now: it brings SQLAlchemy
-
         append_quarantine_file(report, quarantined)
         err_console.print(escape(f"{len(quarantined)} invalid rows not classified, listed in {report}:"))
         for row in quarantined[:10]:
             err_console.print(escape("  " + row.message()))
-    tally = QuarantineTally()
-    tally.add(quarantined)
-    tally.check(rows_read, settings, report)
+    batches.tally.check(rows_read, settings, report)
 
 
 def rows_progress_bar() -> Progress:

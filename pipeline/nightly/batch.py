@@ -292,3 +292,33 @@ class BatchRun:
         if self.progress is not None:
             self.progress.advance(batch.counts.rows_read)
         return records
+
+
+class FileBatchRun(BatchRun):
+    """The batch path without a database, for ``complaints classify``: the same validation, masking and
+    look-ahead classification; each batch's rows are routed and kept for the output file instead of stored."""
+
+    def __init__(self, settings: Settings, model: CauseModel, *, router: Router | None = None,
+                 progress: RunProgress | None = None):
+        super().__init__(settings, None, model, run_id="classify", router=router, progress=progress)
+        self.results: list[pd.DataFrame] = []
+        self.quarantined: list[QuarantinedRow] = []  # masked, like everything the product writes
+
+    def _stored_hashes(self, complaint_ids: list[str]) -> dict[str, str]:
+        return {}  # nothing is stored, so nothing is already there
+
+    def store(self, classifying: ClassifyingBatch) -> None:
+        batch, decided = classifying.prepared, classifying.predictions.result()
+        rows = batch.new_rows
+        routes = [self.router.route_for_cause(cause, needs_review, {"channel": channel or "", **metadata})
+                  for cause, needs_review, channel, metadata in
+                  zip(decided["cause"], decided["needs_review"], rows["channel"], rows["metadata"])]
+        decided["id"] = rows["complaint_id"].to_numpy()
+        decided["remedy"] = [route.remedy.code for route in routes]
+        decided["queue"] = [route.queue for route in routes]
+        self.results.append(decided)
+        self.counts.add(batch.counts)
+        self.tally.add(batch.quarantined)
+        self.quarantined += batch.quarantined
+        if self.progress is not None:
+            self.progress.advance(batch.counts.rows_read)
