@@ -8,6 +8,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from pipeline.nightly.progress import format_duration
+
 
 class _TimeLeft(ProgressColumn):
     """Time left at the stage's pace so far (rich's own estimate forgets samples older than 30 s, and a
@@ -22,12 +24,7 @@ class _TimeLeft(ProgressColumn):
             left = max(task.fields["expected"] - (task.elapsed or 0.0), 0.0)
         else:
             return Text("time left: estimating", style="progress.remaining")
-        return Text(f"about {_duration(left)} left", style="progress.remaining")
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+        return Text(f"about {format_duration(left)} left", style="progress.remaining")
 
 
 class TrainingDisplay:
@@ -66,4 +63,4 @@ class TrainingDisplay:
                 self._final_fit_seconds = elapsed / (total - 1)
             self._bars.remove_task(task_id)
             self._finished.add(stage)
-            self.log.print(f"{escape(stage)}: {done}/{total} done in {_duration(elapsed)}", highlight=False)
+            self.log.print(f"{escape(stage)}: {done}/{total} done in {format_duration(elapsed)}", highlight=False)

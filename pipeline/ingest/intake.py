@@ -30,6 +30,7 @@ from pipeline.config import Settings, hide_password
 from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
 from pipeline.ingest.sources import SUPPORTED, RawChunk, SourceError, is_database_url, iter_raw_chunks
 from pipeline.ingest.sql_source import KeyReached
+from pipeline.model.registry import file_sha256
 from pipeline.storage import store
 
 TAKEN = "taken"
@@ -59,14 +60,6 @@ def _modified_ns(path: Path) -> int:
         return path.stat().st_mtime_ns
     except OSError:  # gone since it was listed: its turn comes, and reading it says why it failed
         return 0
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,11 @@ class RunProgress:
     def describe(self) -> str:
         of = f" of {self.total:,} ({min(self.done / self.total, 1):.0%})" if self.total else ""
         left = self.seconds_left
-        eta = f", about {_duration(left)} left" if left is not None else ""
+        eta = f", about {format_duration(left)} left" if left is not None else ""
         return f"{self.done:,}{of} rows, {self.rows_per_second:,.0f} rows/s{eta}"
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
