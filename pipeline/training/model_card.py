@@ -167,8 +167,9 @@ def write_model_card(model_dir: Path) -> Path:
         f"- **Six causes, complaints only ({causes['rows']} rows): macro-F1 {causes['macro_f1']:.3f} {_interval(causes['macro_f1_ci95'])}, "
         f"accuracy {causes['accuracy']:.3f} {_interval(causes['accuracy_ci95'])}.**",
         f"- Six causes over all rows (a non-complaint given a cause counts against it): macro-F1 "
-        f"{causes.get('macro_f1_all_rows', float('nan')):.3f}. The complaints-only figures above can be raised by biasing "
-        "the model against `none` (more non-complaints then get a cause); the shipped model is not biased that way.",
+        f"{causes.get('macro_f1_all_rows', float('nan')):.3f}. `none` carries a low training weight (see "
+        "Training weights): fewer complaints are taken for non-complaints, more non-complaints get a cause — most of "
+        "them below the review threshold, so they still reach a person.",
         f"- All seven labels: macro-F1 {model['macro_f1']:.3f} {_interval(model['macro_f1_ci95'])}, accuracy "
         f"{model['accuracy']:.3f} {_interval(model['accuracy_ci95'])}.",
         f"- `none` texts flagged for review: {review['none_flagged_share']:.1%}. Complaints routed without review: "
