@@ -15,7 +15,9 @@ from pipeline.config import ConfigError, DATA_DIR, load_settings
 from pipeline.delivery.outbox import deliver_pending, ticket_file
 from pipeline.routing.escalation import Escalator
 from pipeline.routing.router import Router
-from pipeline.tickets.sla import BusinessHours, SlaClock, SlaRules, breach_lists, escalate_breaches, open_clocks
+from pipeline.tickets import sla
+from pipeline.tickets.sla import (BusinessHours, SlaClock, SlaRules, breach_lists, elapsed_hours_of,
+                                  escalate_breaches, open_clocks)
 from pipeline.tickets.build import ticket_id_for
 from ticket_helpers import process_file, write_complaints
 
@@ -150,10 +152,35 @@ def test_a_breached_ticket_is_escalated_once_and_delivered_to_the_supervisors(tm
     assert len(lines) == 1 and escalated["ticket_id"] == safety and escalated["queue"] == "technical-support"
     assert escalated["escalation_steps"][-1].startswith("查明拖延的环节")
 
+    offered = []  # what the second sweep asks the database to insert into sla_breaches
+    sa.event.listen(engine, "before_cursor_execute", lambda _conn, _cursor, statement, parameters, *_:
+                    offered.append(parameters) if "INSERT INTO sla_breaches" in statement else None)
     again = escalate_breaches(engine, clock, rule, now=store.utcnow(), run_id="r2")
     assert again.found.empty and again.breached_open == 2  # nothing new since the last run
+    assert offered == []  # the breaches recorded already are left out in the read, not re-inserted and ignored
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(store.sla_breaches)).scalar_one() == 2
+
+
+def test_clock_hours_of_many_tickets_are_those_of_the_calendar_walk():
+    starts = pd.Series(pd.to_datetime([utc("2026-11-20 16:00"), utc("2026-11-21 20:00"), utc("2026-11-20 07:30"),
+                                       utc("2026-11-20 16:00"), utc("2026-11-23 09:00")]))
+    ends = pd.Series(pd.to_datetime([utc("2026-11-23 11:00"), utc("2026-11-23 10:00"), utc("2026-11-20 18:00"),
+                                     utc("2026-11-23 11:00"), utc("2026-11-20 09:00")]))  # the last: ends before it starts
+    queues = pd.Series(["office", "office", "around-the-clock", "around-the-clock", "office"])
+    expected = [SHANGHAI.elapsed_hours(s, e, q) for s, e, q in zip(starts, ends, queues)]
+    assert elapsed_hours_of(SHANGHAI, starts, ends, queues).tolist() == pytest.approx(expected)
+    assert expected == pytest.approx([4, 1, 10.5, 67, 0])
+
+
+def test_open_clocks_read_in_chunks_are_the_same_clocks(tmp_path, monkeypatch):
+    settings = _fresh_store(tmp_path, [3, 3.5, 21, 1, 24 * 40], [SAFETY, SERVICE, SERVICE, SERVICE, SERVICE])
+    engine, clock, now = store.connect(settings.resolved_database_url), Router.from_settings(settings).sla_clock, store.utcnow()
+    whole = open_clocks(engine, clock, now)
+    monkeypatch.setattr(sla, "CLOCK_READ_CHUNK", 2)
+    assert len(list(sla.open_clock_chunks(engine, clock, now))) == 3
+    pd.testing.assert_frame_equal(open_clocks(engine, clock, now), whole)
+    assert len(whole) == 10  # five tickets, each with its respond and resolve clock
 
 
 def test_the_sla_command_lists_both(tmp_path):

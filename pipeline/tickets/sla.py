@@ -22,6 +22,7 @@ from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 from typing import TYPE_CHECKING, Iterator, Literal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -163,36 +164,69 @@ LIST_COLUMNS = ["ticket_id", "complaint_id", "queue", "priority", "cause", "stat
                 "due_at", "hours_allowed", "hours_used", "hours_left"]
 
 
+CLOCK_READ_CHUNK = 50_000  # tickets per read: the sweep's memory stays flat however many are open
+
+
 def open_clocks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: str | None = None) -> pd.DataFrame:
     """Every clock still running on an unfinished ticket (respond: not yet acknowledged; resolve: not yet
-    resolved), with the hours it allows, has used and has left (negative: overdue)."""
+    resolved), with the hours it allows, has used and has left (negative: overdue), most overdue first."""
+    chunks = [chunk for chunk in open_clock_chunks(engine, clock, now, queue) if len(chunk)]
+    if not chunks:
+        return pd.DataFrame(columns=LIST_COLUMNS)
+    clocks = pd.concat(chunks, ignore_index=True)[LIST_COLUMNS]
+    return clocks.sort_values(["hours_left", "priority", "ticket_id"]).reset_index(drop=True)
+
+
+def open_clock_chunks(engine: sa.Engine, clock: SlaClock, now: datetime,
+                      queue: str | None = None) -> Iterator[pd.DataFrame]:
+    """The clocks of ``open_clocks``, ``CLOCK_READ_CHUNK`` tickets at a time, unsorted, each with
+    ``recorded``: whether ``sla_breaches`` already holds the ticket (found by an earlier sweep)."""
     import sqlalchemy as sa  # here, not at the top: the router needs this module's clocks, not the database
 
     from pipeline.storage import store
 
     tickets = store.tickets
+    as_text = lambda column: sa.type_coerce(column, sa.String)  # noqa: E731 - parsed by pandas in one go
+    recorded = sa.exists().where(store.sla_breaches.c.ticket_id == tickets.c.ticket_id)
     statement = (sa.select(tickets.c.ticket_id, tickets.c.complaint_id, tickets.c.queue, tickets.c.priority,
                            sa.func.coalesce(tickets.c.corrected_cause, tickets.c.cause).label("cause"),
-                           tickets.c.status, sa.func.coalesce(tickets.c.received_at, tickets.c.created_at)
-                           .label("received_at"), tickets.c.acknowledge_due_at, tickets.c.due_at)
+                           tickets.c.status, as_text(sa.func.coalesce(tickets.c.received_at, tickets.c.created_at))
+                           .label("received_at"), as_text(tickets.c.acknowledge_due_at).label("acknowledge_due_at"),
+                           as_text(tickets.c.due_at).label("due_at"), recorded.label("recorded"))
                  .where(tickets.c.status.in_(UNRESOLVED)))
     if queue is not None:
         statement = statement.where(tickets.c.queue == queue)
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(statement).mappings().all())
-    if frame.empty:
-        return pd.DataFrame(columns=LIST_COLUMNS)
+        for frame in pd.read_sql(statement, conn, chunksize=CLOCK_READ_CHUNK):
+            yield _clocks(frame, clock, now)
+
+
+def _clocks(frame: pd.DataFrame, clock: SlaClock, now: datetime) -> pd.DataFrame:
+    """The respond and resolve clocks of a chunk of unfinished tickets."""
+    for column in ("received_at", "acknowledge_due_at", "due_at"):
+        frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+    frame["recorded"] = frame["recorded"].astype(bool)
     respond = frame[frame["status"].isin(UNACKNOWLEDGED) & frame["acknowledge_due_at"].notna()]
     parts = [respond.assign(clock=RESPOND, due_at=respond["acknowledge_due_at"]), frame.assign(clock=RESOLVE)]
     clocks = pd.concat(parts, ignore_index=True).drop(columns="acknowledge_due_at")
-    clocks["received_at"] = pd.to_datetime(clocks["received_at"])
-    clocks["due_at"] = pd.to_datetime(clocks["due_at"])
-    clocks["hours_allowed"] = [clock.elapsed_hours(r, d, q) for r, d, q in
-                               zip(clocks["received_at"], clocks["due_at"], clocks["queue"])]
-    clocks["hours_used"] = [clock.elapsed_hours(r, now, q) for r, q in zip(clocks["received_at"], clocks["queue"])]
-    clocks["hours_left"] = [clock.elapsed_hours(now, d, q) if d > now else -clock.elapsed_hours(d, now, q)
-                            for d, q in zip(clocks["due_at"], clocks["queue"])]
-    return clocks[LIST_COLUMNS].sort_values(["hours_left", "priority", "ticket_id"]).reset_index(drop=True)
+    received, due, queues = clocks["received_at"], clocks["due_at"], clocks["queue"]
+    now_column = pd.Series(pd.Timestamp(now), index=clocks.index)
+    clocks["hours_allowed"] = elapsed_hours_of(clock, received, due, queues)
+    clocks["hours_used"] = elapsed_hours_of(clock, received, now_column, queues)
+    # hours left: positive until the deadline, then minus the clock's hours since it
+    clocks["hours_left"] = np.where(due > now_column, elapsed_hours_of(clock, now_column, due, queues),
+                                    -elapsed_hours_of(clock, due, now_column, queues))
+    return clocks
+
+
+def elapsed_hours_of(clock: SlaClock, starts: pd.Series, ends: pd.Series, queues: pd.Series) -> np.ndarray:
+    """``clock.elapsed_hours`` of each row: one subtraction for the around-the-clock queues (nearly every
+    ticket), the working-hours calendar only for the rows of business-hours queues."""
+    hours = ((ends - starts) / pd.Timedelta(hours=1)).clip(lower=0).to_numpy(dtype=float, copy=True)
+    business = queues.isin([q for q in queues.unique() if clock.business_hours(q)]).to_numpy()
+    for i in np.flatnonzero(business):
+        hours[i] = clock.elapsed_hours(starts.iloc[i], ends.iloc[i], queues.iloc[i])
+    return hours
 
 
 def breach_lists(clocks: pd.DataFrame, near_breach_share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -230,9 +264,17 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
     from pipeline.delivery.outbox import outbox_entries
     from pipeline.storage import store
 
-    clocks = open_clocks(engine, clock, now)
-    breached, near = breach_lists(clocks, clock.rules.near_breach_share)
-    resolve_breached = breached[breached["clock"] == RESOLVE]
+    # counted chunk by chunk; only the breaches no earlier sweep recorded are kept (and offered to the insert)
+    breached_open = respond_breached = near_breach = 0
+    first_seen = []
+    for clocks in open_clock_chunks(engine, clock, now):
+        breached, near = breach_lists(clocks, clock.rules.near_breach_share)
+        resolve = breached[breached["clock"] == RESOLVE]
+        breached_open, near_breach = breached_open + len(resolve), near_breach + len(near)
+        respond_breached += int((breached["clock"] == RESPOND).sum())
+        first_seen.append(resolve[~resolve["recorded"]])
+    resolve_breached = (pd.concat(first_seen, ignore_index=True)  # read_sql yields a chunk even for no rows
+                        .sort_values(["hours_left", "priority", "ticket_id"]).reset_index(drop=True))
     late = now - resolve_breached["due_at"]
     escalate = ((late <= pd.Timedelta(days=rule.max_days_late)) if rule
                 else pd.Series(False, index=resolve_breached.index))
@@ -253,8 +295,8 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
         to_escalate = found[found["escalated"]]
         for start in range(0, len(to_escalate), CHUNK):
             _escalate_tickets(conn, to_escalate.iloc[start:start + CHUNK], rule, now, webhooks or {}, outbox_entries)
-    return BreachSweep(found=found, breached_open=len(resolve_breached),
-                       respond_breached=int((breached["clock"] == RESPOND).sum()), near_breach=len(near))
+    return BreachSweep(found=found, breached_open=breached_open, respond_breached=respond_breached,
+                       near_breach=near_breach)
 
 
 def _escalate_tickets(conn, found: pd.DataFrame, rule, now: datetime, webhooks: dict, outbox_entries) -> None:
