@@ -120,6 +120,31 @@ def test_the_demo_report_shows_recovery_times_and_breaches_per_cause(demo):
 
 
 @pytest.mark.slow
+def test_tickets_nobody_touched_are_counted_in_the_database_with_the_same_figures(demo):
+    settings, *_ = demo
+    engine = store.connect(settings.resolved_database_url)
+    now = store.utcnow()
+    each = read_recovery_rows(engine)
+    counted = read_recovery_rows(engine, now=now, timezone=settings.timezone)
+    engine.dispose()
+    untouched = (each["status"] == "open") & each["acknowledged_at"].isna() & (each["reopened_count"] == 0)
+    assert untouched.sum() > 20 and (~untouched).sum() > 20  # the demo's updates touched some, not all
+    assert len(counted) == (~untouched).sum() + counted["ticket_id"].isna().sum()  # the untouched come as groups
+    assert counted["ticket_id"].isna().sum() < untouched.sum() and counted["tickets"].sum() == len(each)
+    per_ticket, grouped = (build_recovery(rows, now, settings.timezone) for rows in (each, counted))
+    assert (grouped.tickets, grouped.backlog) == (per_ticket.tickets, per_ticket.backlog)
+    for key in per_ticket.by:
+        pd.testing.assert_frame_equal(grouped.by[key].sort_values("group").reset_index(drop=True),
+                                      per_ticket.by[key].sort_values("group").reset_index(drop=True))
+    for table in ("speed", "compensation", "corrections"):
+        pd.testing.assert_frame_equal(getattr(grouped, table).sort_values("cause" if table != "corrections"
+                                                                          else "complaints").reset_index(drop=True),
+                                      getattr(per_ticket, table).sort_values("cause" if table != "corrections"
+                                                                             else "complaints").reset_index(drop=True),
+                                      check_dtype=False)
+
+
+@pytest.mark.slow
 def test_a_cause_people_found_replaces_the_routed_one(demo):
     settings, *_ = demo  # (runs last: it adds a correction to the module's store)
     engine = store.connect(settings.resolved_database_url)

@@ -16,7 +16,7 @@ counted beside them (a median of the finished alone would flatter a queue that l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta, timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -31,31 +31,56 @@ SPEED_BUCKETS = ("same_day", "next_day", "later", "open_late", "open")  # 1 : 10
 GROUPINGS = ("cause", "queue", "channel")
 ROW_COLUMNS = ["ticket_id", "complaint_id", "cause", "routed_cause", "queue", "channel", "priority", "status",
                "received_at", "acknowledged_at", "resolved_at", "acknowledge_due_at", "due_at", "resolution",
-               "compensation", "reopened_count", "corrected"]
+               "compensation", "reopened_count", "corrected", "tickets"]
 
 
-def read_recovery_rows(engine: sa.Engine, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
+def read_recovery_rows(engine: sa.Engine, since: datetime | None = None, until: datetime | None = None, *,
+                       now: datetime | None = None, timezone: str = "UTC") -> pd.DataFrame:
     """Tickets of the complaints with since ≤ complaint time < until (the trend window's rule), with the
-    complaint's channel and latest review label."""
+    complaint's channel and latest review label; ``tickets``: how many tickets a row stands for.
+
+    With ``now`` (and the ``timezone`` of the report's local days), the tickets nobody has touched yet — open,
+    never answered, resolved, compensated or reopened: on a night of a million complaints nearly all of them —
+    are counted in the database, one row per group that every figure treats alike (cause, queue, channel,
+    priority, and whether each deadline and the next local day have passed by ``now``), its times those of
+    one of the group. Every other ticket is a row of its own: their hours make the medians."""
     tickets, complaints, reviews = store.tickets, store.complaints, store.reviews
     newest_review = (sa.select(sa.func.max(reviews.c.review_id)).group_by(reviews.c.complaint_id).scalar_subquery())
     at = store.complaint_time()
-    statement = (
-        sa.select(tickets.c.ticket_id, tickets.c.complaint_id, reviews.c.cause.label("reviewed_cause"),
-                  tickets.c.cause.label("routed_cause"), tickets.c.queue, complaints.c.channel, tickets.c.priority,
-                  tickets.c.status, sa.func.coalesce(tickets.c.received_at, tickets.c.created_at).label("received_at"),
-                  tickets.c.acknowledged_at, tickets.c.resolved_at, tickets.c.acknowledge_due_at, tickets.c.due_at,
-                  tickets.c.resolution, tickets.c.compensation, tickets.c.reopened_count)
-        .select_from(tickets.join(complaints, complaints.c.complaint_id == tickets.c.complaint_id)
-                     .outerjoin(reviews, sa.and_(reviews.c.complaint_id == tickets.c.complaint_id,
-                                                 reviews.c.review_id.in_(newest_review)))))
-    if since is not None:
-        statement = statement.where(at >= since)
-    if until is not None:
-        statement = statement.where(at < until)
+    received = sa.func.coalesce(tickets.c.received_at, tickets.c.created_at)
+    joined = (tickets.join(complaints, complaints.c.complaint_id == tickets.c.complaint_id)
+              .outerjoin(reviews, sa.and_(reviews.c.complaint_id == tickets.c.complaint_id,
+                                          reviews.c.review_id.in_(newest_review))))
+    window = [at >= since] if since is not None else []
+    window += [at < until] if until is not None else []
+    untouched = sa.and_(tickets.c.status == "open", tickets.c.acknowledged_at.is_(None),
+                        tickets.c.resolved_at.is_(None), tickets.c.resolution.is_(None),
+                        tickets.c.compensation.is_(None), sa.func.coalesce(tickets.c.reopened_count, 0) == 0)
+    each = (sa.select(tickets.c.ticket_id, tickets.c.complaint_id, reviews.c.cause.label("reviewed_cause"),
+                      tickets.c.cause.label("routed_cause"), tickets.c.queue, complaints.c.channel, tickets.c.priority,
+                      tickets.c.status, received.label("received_at"), tickets.c.acknowledged_at,
+                      tickets.c.resolved_at, tickets.c.acknowledge_due_at, tickets.c.due_at, tickets.c.resolution,
+                      tickets.c.compensation, tickets.c.reopened_count, sa.literal(1).label("tickets"))
+            .select_from(joined).where(*window, *([sa.not_(untouched)] if now is not None else [])))
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(statement).mappings().all(),
-                             columns=[c.name for c in statement.selected_columns])
+        parts = [pd.read_sql(each, conn)]
+        if now is not None:
+            passed = [sa.case((condition, 1), else_=0) for condition in (
+                tickets.c.due_at < now, tickets.c.acknowledge_due_at < now, received < _start_of_yesterday(now, timezone))]
+            grouped = [reviews.c.cause, tickets.c.cause, tickets.c.queue, complaints.c.channel, tickets.c.priority]
+            counted = (sa.select(sa.null().label("ticket_id"), sa.null().label("complaint_id"),
+                                 reviews.c.cause.label("reviewed_cause"), tickets.c.cause.label("routed_cause"),
+                                 tickets.c.queue, complaints.c.channel, tickets.c.priority,
+                                 sa.literal("open").label("status"), sa.func.min(received).label("received_at"),
+                                 sa.null().label("acknowledged_at"), sa.null().label("resolved_at"),
+                                 sa.func.min(tickets.c.acknowledge_due_at).label("acknowledge_due_at"),
+                                 sa.func.min(tickets.c.due_at).label("due_at"), sa.null().label("resolution"),
+                                 sa.null().label("compensation"), sa.literal(0).label("reopened_count"),
+                                 sa.func.count().label("tickets"))
+                       .select_from(joined).where(*window, untouched).group_by(*grouped, *passed))
+            parts.append(pd.DataFrame(conn.execute(counted).mappings().all(),
+                                      columns=[c.name for c in counted.selected_columns]))
+    frame = pd.concat([part for part in parts if len(part)] or parts[:1], ignore_index=True)
     for column in ("received_at", "acknowledged_at", "resolved_at", "acknowledge_due_at", "due_at"):
         frame[column] = pd.to_datetime(frame[column])
     reviewed = frame["reviewed_cause"].astype(object)
@@ -64,7 +89,16 @@ def read_recovery_rows(engine: sa.Engine, since: datetime | None = None, until: 
     frame["channel"] = frame["channel"].fillna("(missing)").replace("", "(missing)")
     frame["compensation"] = pd.to_numeric(frame["compensation"], errors="coerce")
     frame["reopened_count"] = pd.to_numeric(frame["reopened_count"], errors="coerce").fillna(0).astype(int)
+    frame["tickets"] = frame["tickets"].astype(int)
     return frame[ROW_COLUMNS]
+
+
+def _start_of_yesterday(now: datetime, timezone: str) -> datetime:
+    """Naive UTC start of the local day before ``now``'s: a ticket received earlier has waited two local days."""
+    zone = ZoneInfo(timezone)
+    today = now.replace(tzinfo=dt_timezone.utc).astimezone(zone).date()
+    yesterday = datetime.combine(today - timedelta(days=1), time(), tzinfo=zone)
+    return yesterday.astimezone(dt_timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -112,9 +146,12 @@ def group_figures(frame: pd.DataFrame, key: str, now: datetime) -> pd.DataFrame:
         ever_resolved=resolved | (frame["reopened_count"] > 0),
         reopened=frame["reopened_count"] > 0,
         compensated=frame["compensation"].fillna(0) > 0)
+    counted = ["acknowledged", "respond_late", "is_resolved", "due", "in_time", "breached_open", "reopened",
+               "ever_resolved", "compensated"]
+    work[counted] = work[counted].mul(work["tickets"], axis=0)  # a row may stand for many untouched tickets
     grouped = work.groupby(key, observed=True, sort=False)
     table = pd.DataFrame({
-        "tickets": grouped.size(),
+        "tickets": grouped["tickets"].sum(),
         "acknowledged": grouped["acknowledged"].sum(),
         "respond_median_h": grouped["respond_hours"].median(),
         "respond_p90_h": grouped["respond_hours"].agg(lambda v: _quantile(v, 0.9)),
@@ -151,8 +188,9 @@ def speed_buckets(frame: pd.DataFrame, now: datetime, timezone: str) -> pd.DataF
     waited = (today - received).dt.days
     bucket = np.select([resolved & (days <= 0), resolved & (days == 1), resolved, waited >= 2],
                        ["same_day", "next_day", "later", "open_late"], default="open")
-    table = pd.crosstab(frame["cause"], pd.Categorical(bucket, categories=SPEED_BUCKETS)).reindex(
-        columns=list(SPEED_BUCKETS), fill_value=0)
+    table = (pd.crosstab(frame["cause"], pd.Categorical(bucket, categories=SPEED_BUCKETS), values=frame["tickets"],
+                         aggfunc="sum", dropna=False)
+             .reindex(columns=list(SPEED_BUCKETS)).fillna(0).astype(int))
     table.columns = list(SPEED_BUCKETS)
     return table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index].reset_index()
 
@@ -174,15 +212,18 @@ def correction_table(frame: pd.DataFrame) -> pd.DataFrame:
     corrected = frame[frame["corrected"]]
     if corrected.empty:
         return pd.DataFrame(columns=["routed_cause", "cause", "complaints", "share_of_routed"])
-    pairs = corrected.groupby(["routed_cause", "cause"]).size().rename("complaints").reset_index()
-    routed = frame.groupby("routed_cause").size()
+    pairs = corrected.groupby(["routed_cause", "cause"])["tickets"].sum().rename("complaints").reset_index()
+    routed = frame.groupby("routed_cause")["tickets"].sum()
     pairs["share_of_routed"] = pairs["complaints"] / pairs["routed_cause"].map(routed)
     return pairs.sort_values(["complaints", "routed_cause"], ascending=[False, True]).reset_index(drop=True)
 
 
 def build_recovery(rows: pd.DataFrame, now: datetime, timezone: str) -> Recovery:
+    if "tickets" not in rows.columns:  # one row per ticket
+        rows = rows.assign(tickets=1)
     failures = rows[rows["cause"] != NONE_LABEL]
-    return Recovery(now=now, tickets=len(failures),
+    return Recovery(now=now, tickets=int(failures["tickets"].sum()),
                     by={key: group_figures(failures, key, now) for key in GROUPINGS},
                     speed=speed_buckets(failures, now, timezone), compensation=compensation_table(failures),
-                    corrections=correction_table(rows), backlog=int((rows["cause"] == NONE_LABEL).sum()))
+                    corrections=correction_table(rows),
+                    backlog=int(rows.loc[rows["cause"] == NONE_LABEL, "tickets"].sum()))

@@ -72,8 +72,10 @@ def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetim
     result = trends.build_trends(rows, window, rule, period=period, split_by=split_by)
     quoted = result.examples["complaint_id"].tolist() + result.alert_examples["complaint_id"].tolist()
     texts = store.read_masked_texts(engine, quoted)
-    tickets = recovery_figures.read_recovery_rows(engine, window.start, window.end + pd.Timedelta(days=1))
-    recovery = recovery_figures.build_recovery(tickets, store.utcnow(), settings.timezone)
+    now = store.utcnow()
+    tickets = recovery_figures.read_recovery_rows(engine, window.start, window.end + pd.Timedelta(days=1), now=now,
+                                                  timezone=settings.timezone)
+    recovery = recovery_figures.build_recovery(tickets, now, settings.timezone)
     latest_predictions = trends.latest_predictions(rows)
     drawn, _ = audit_figures.audit_counts(engine)
     shares = audit_figures.adjusted_shares(latest_predictions["cause"].astype(object), audit_figures.audit_labels(engine),
