@@ -195,7 +195,7 @@ def complaint_time_range(engine: sa.Engine, timezone: str = "UTC") -> tuple[date
     return tuple(t.tz_localize(None).to_pydatetime() if t is not None else None for t in local)
 
 
-TREND_READ_CHUNK = 100_000
+TREND_READ_CHUNK = 20_000
 _REPEATED_TREND_COLUMNS = ("channel", "metadata_json", "cause", "model_version", "reviewed_cause")
 
 
