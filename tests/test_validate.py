@@ -74,3 +74,23 @@ def test_reasons_never_repeat_a_phone_number_from_the_row():
         assert "1381234" not in row.detail and "1381234" not in row.message()
     assert bad[0].detail == "the text (11 characters) has no letters"
     assert "[手机号]" in bad[1].detail and "[手机号]" in bad[2].detail
+
+
+def test_a_row_is_judged_by_the_first_check_it_fails_in_row_order():
+    # the checks run over the whole chunk at once; a row set aside for its date does not make a later row with
+    # the same id a duplicate, while a kept row does (and an id seen in an earlier chunk stays a duplicate)
+    seen = {"0"}
+    frame = _frame([
+        {"id": "7", "text": "等了很久", "created_at": "下周"},
+        {"id": "7", "text": "等了很久", "created_at": "2026-11-01"},
+        {"id": "7", "text": "等了很久", "created_at": "下周"},
+        {"id": "0", "text": "   ", "created_at": ""},
+        {"id": "0", "text": "网络断了", "created_at": "下周"},
+        {"id": "8", "text": "网络断了", "channel": "渠" * 200},
+    ])
+    good, bad = validate_rows(frame, seen, max_text_chars=100)
+    assert good["source_row"].tolist() == [2] and seen == {"0", "7"}
+    assert [(q.source_row, q.reason) for q in bad] == [
+        (1, QuarantineReason.BAD_DATE), (3, QuarantineReason.DUPLICATE_IN_SOURCE), (4, QuarantineReason.EMPTY_TEXT),
+        (5, QuarantineReason.DUPLICATE_IN_SOURCE), (6, QuarantineReason.VALUE_TOO_LONG)]
+    assert bad[-1].column == "channel" and "has 200 characters, more than the 128 a channel" in bad[-1].detail
