@@ -193,3 +193,11 @@ def test_a_database_from_before_customer_key_gets_the_column(tmp_path):
     assert any(ix["column_names"] == ["customer_key"] for ix in inspector.get_indexes("complaints"))
     assert store.read_table(upgraded, store.complaints)["complaint_id"].tolist() == ["old-1"]
     assert store.customer_history(upgraded, ["nobody"], NOW - timedelta(days=30)) == {}
+
+
+@pytest.mark.parametrize("text", ["没人管孩子，孩子受伤了，请打13812345678", "饭菜里有异物&amp;拉肚子了，电话 13812345678",
+                                  "&lt;b&gt;烫伤&lt;/b&gt;了手", "服务员态度差"])
+def test_triggers_from_the_masked_text_the_batch_has_are_the_same(escalator, text):
+    from pipeline.text.normalise import mask_pii
+
+    assert escalator.text_triggers(text, mask_pii(text)) == escalator.text_triggers(text)

@@ -177,8 +177,8 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
         fields = {"channel": row["channel"] or "", **row["metadata"]}
         decision = router.route_for_cause(prediction["cause"], bool(prediction["needs_review"]), fields)
         triggers = escalator.triggers_for(text=row["text"], complaint_id=row["complaint_id"],
-                                          customer_key=customer_key, at=at,
-                                          history=history) if escalator else []
+                                          customer_key=customer_key, at=at, history=history,
+                                          masked=masked) if escalator else []
         ticket = build_ticket(complaint=complaint, prediction=prediction, decision=escalate(decision, triggers),
                               model_version=model_version, probabilities=probabilities,
                               escalation_reasons=[t.describe() for t in triggers],

@@ -193,8 +193,9 @@ class Escalator:
     def repeat_window(self) -> timedelta | None:
         return timedelta(days=self.rules.repeat.window_days) if self.rules.repeat else None
 
-    def text_triggers(self, text: str) -> list[Trigger]:
-        clean = normalise_text(text)
+    def text_triggers(self, text: str, masked: str | None = None) -> list[Trigger]:
+        """``masked``: ``mask_pii(text)``, when the caller has it already."""
+        clean = normalise_text(text, masked)
         triggers = []
         for rule, words, ignore in self._matchers:
             searched = ignore.sub(" ", clean) if ignore else clean
@@ -226,8 +227,8 @@ class Escalator:
         return keys, earliest - self.repeat_window
 
     def triggers_for(self, *, text: str, complaint_id: str, customer_key: str | None, at: datetime,
-                     history: CustomerHistory) -> list[Trigger]:
-        triggers = self.text_triggers(text)
+                     history: CustomerHistory, masked: str | None = None) -> list[Trigger]:
+        triggers = self.text_triggers(text, masked)
         if customer_key and self.rules.repeat:
             earlier = count_earlier(history.get(customer_key, []), at=at, complaint_id=complaint_id,
                                     window=self.repeat_window)

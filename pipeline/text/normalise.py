@@ -79,8 +79,10 @@ def strip_markup_and_noise(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
-def normalise_text(text: str) -> str:
-    text = mask_pii(html.unescape(text))
+def normalise_text(text: str, masked: str | None = None) -> str:
+    """``masked``: ``mask_pii(text)`` when the caller has it already (the same as masking the unescaped text
+    when the text holds no HTML entity: one masking per complaint saved)."""
+    text = masked if masked is not None and "&" not in text else mask_pii(html.unescape(text))
     text = strip_markup_and_noise(text)
     return _t2s().convert(text)
 
