@@ -229,3 +229,21 @@ def test_the_nightly_flow_delivers_after_the_run_and_a_rerun_adds_nothing(prefec
     assert second["deliveries"]["delivered"] == {}
     assert len(receiver.processed) == n and receiver.duplicates == [] and len(receiver.requests) == n + 2
     assert len(file_lines(settings)) == n
+
+
+def test_ticket_files_are_written_in_bulk_one_file_per_queue(tmp_path, monkeypatch):
+    # a million tickets a night must not mean a million files or two million outbox updates
+    settings = make_settings(tmp_path)
+    process_file(settings, write_complaints(tmp_path / "in.csv"))
+    engine = store.connect(settings.resolved_database_url)
+    monkeypatch.setattr(deliver, "FILE_CHUNK", 2)
+    updates = []
+    sa.event.listen(engine, "before_cursor_execute", lambda _conn, _cursor, statement, *_:
+                    updates.append(statement) if statement.startswith("UPDATE outbox") else None)
+    report = deliver_pending(engine, settings)
+    chunks = -(-len(COMPLAINTS) // 2)
+    assert report.delivered == {"file": len(COMPLAINTS)} and len(updates) == 2 * chunks  # attempted, delivered
+    queues = {e["queue"] for e in outbox(settings)}
+    assert sorted(p.name for p in settings.tickets_dir.iterdir()) == sorted(ticket_file(settings.tickets_dir, q).name
+                                                                             for q in queues)
+    assert len(file_lines(settings)) == len(COMPLAINTS)
