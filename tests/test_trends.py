@@ -241,3 +241,15 @@ def test_each_alert_quotes_complaints_of_its_own_cell():
         if alert.scope != OVERALL:
             assert (mine["channel"] == alert.group).all()
         assert (mine["at"].dt.to_period("W-SUN") == alert.period).all()
+
+
+def test_terms_counted_a_slice_of_explanations_at_a_time_are_the_same(monkeypatch):
+    from pipeline.reporting import trends
+
+    rows = synthetic_rows(seed=7, days=28)
+    rows["explanation"] = [f"{a}、{b}" for a, b in zip(rows["explanation"], rows["explanation"].sample(frac=1.0, random_state=2))]
+    window = Window(rows["at"].min().normalize(), rows["at"].max().normalize())
+    whole = build_trends(rows, window, RULE).terms
+    monkeypatch.setattr(trends, "TERM_SLICE", 7)  # memory bounded by the slice, not by the window's complaints
+    pd.testing.assert_frame_equal(build_trends(rows, window, RULE).terms, whole)
+    assert len(whole) and (whole["count"] <= whole["cause_complaints"] * 2).all()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ PERIOD_FREQUENCIES = {"day": "D", "week": "W-SUN", "month": "M"}  # weeks run Mo
 OVERALL = "all"  # scope and group of the rows that are not split
 MISSING_GROUP = "(missing)"
 TERM_SEPARATOR = "、"  # how classify.py joins explanation terms
+TERM_SLICE = 50_000  # distinct explanations split at a time
 ALERT_EXAMPLES = 2  # complaints quoted under each alert
 TREND_COLUMNS = ("complaint_id", "at", "channel", "metadata_json", "cause", "confidence", "needs_review",
                  "explanation", "predicted_at")
@@ -189,19 +191,31 @@ def cause_terms(frame: pd.DataFrame, period: str, top_n: int) -> pd.DataFrame:
     with the share of the cause's complaints that had each."""
     periods = frame["at"].dt.to_period(PERIOD_FREQUENCIES[period])
     explained = frame["explanation"] != ""
-    # split each distinct explanation once, weighted by how often it occurs (a million rows hold few)
+    # each distinct explanation split once, weighted by how often it occurs (value_counts listed every
+    # period × cause × explanation, seen or not), split and counted a slice at a time: memory stays flat
     distinct = (pd.DataFrame({"period": periods[explained], "cause": frame.loc[explained, "cause"],
                               "explanation": frame.loc[explained, "explanation"]})
-                .value_counts(sort=False).rename("weight").reset_index())
-    distinct = distinct[distinct["weight"] > 0]  # categorical causes also list combinations never seen
-    terms = distinct.assign(term=distinct["explanation"].str.split(TERM_SEPARATOR)).explode("term")
-    terms = terms[terms["term"].str.strip() != ""]
-    counted = terms.groupby(["period", "cause", "term"], observed=True)["weight"].sum().rename("count").reset_index()
+                .groupby(["period", "cause", "explanation"], observed=True).size().rename("weight").reset_index())
+    counted = pd.concat([_term_counts(distinct.iloc[start:start + TERM_SLICE])
+                         for start in range(0, max(len(distinct), 1), TERM_SLICE)])
+    counted = counted.groupby(["period", "cause", "term"], observed=True)["count"].sum().reset_index()
     counted = counted.sort_values(["period", "cause", "count", "term"], ascending=[True, True, False, True])
     top = counted.groupby(["period", "cause"], observed=True).head(top_n)
     cause_complaints = pd.DataFrame({"period": periods, "cause": frame["cause"]}).value_counts()
     top = top.join(cause_complaints.rename("cause_complaints"), on=["period", "cause"])
     return top.assign(share=top["count"] / top["cause_complaints"]).reset_index(drop=True)
+
+
+def _term_counts(distinct: pd.DataFrame) -> pd.DataFrame:
+    """period, cause, term, count over a slice of weighted distinct explanations."""
+    pieces = [explanation.split(TERM_SEPARATOR) for explanation in distinct["explanation"].astype(object)]
+    lengths = np.fromiter(map(len, pieces), dtype=int, count=len(pieces))
+    terms = pd.DataFrame({"period": distinct["period"].repeat(lengths).array,
+                          "cause": distinct["cause"].repeat(lengths).array,
+                          "term": pd.array(list(chain.from_iterable(pieces)), dtype=distinct["explanation"].dtype),
+                          "count": np.repeat(distinct["weight"].to_numpy(), lengths)})
+    terms = terms[terms["term"].str.strip() != ""]
+    return terms.groupby(["period", "cause", "term"], observed=True)["count"].sum().reset_index()
 
 
 def pick_examples(frame: pd.DataFrame, period_value: pd.Period, period: str, per_cause: int) -> pd.DataFrame:
