@@ -90,6 +90,7 @@ def test_a_row_is_judged_by_the_first_check_it_fails_in_row_order():
     ])
     good, bad = validate_rows(frame, seen, max_text_chars=100)
     assert good["source_row"].tolist() == [2] and seen == {"0", "7"}
+    assert all(type(q.source_row) is int for q in bad)  # a numpy integer would be stored by SQLite as bytes
     assert [(q.source_row, q.reason) for q in bad] == [
         (1, QuarantineReason.BAD_DATE), (3, QuarantineReason.DUPLICATE_IN_SOURCE), (4, QuarantineReason.EMPTY_TEXT),
         (5, QuarantineReason.DUPLICATE_IN_SOURCE), (6, QuarantineReason.VALUE_TOO_LONG)]

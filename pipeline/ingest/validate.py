@@ -101,8 +101,9 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
                (long_channel, "channel", QuarantineReason.VALUE_TOO_LONG)]
     for number in (5, 6, 7):
         first_failed[(first_failed < 0) & checks[number][0]] = number
-    quarantined = [_rejected(frame.iloc[position], checks[first_failed[position]][1:])
-                   for position in np.flatnonzero(first_failed >= 0)]
+    failed_rows = np.flatnonzero(first_failed >= 0)  # itertuples: plain Python values, as the database wants them
+    quarantined = [_rejected(row, checks[number][1:]) for row, number in
+                   zip(frame.iloc[failed_rows].itertuples(index=False), first_failed[failed_rows])]
     keep = np.flatnonzero(first_failed < 0)
     for complaint_id in ids.to_numpy()[keep]:
         seen_ids.add(complaint_id)
@@ -114,7 +115,7 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
     return good, quarantined
 
 
-def _rejected(row: pd.Series, failure: tuple[str, QuarantineReason]) -> QuarantinedRow:
+def _rejected(row, failure: tuple[str, QuarantineReason]) -> QuarantinedRow:
     """The quarantined row for the first check ``row`` failed, with what people need to fix it."""
     column, reason = failure
     raw = {"id": row.complaint_id, "text": row.text, "created_at": row.created_at_raw, "channel": row.channel,
