@@ -224,9 +224,9 @@ def read_trend_rows(engine: sa.Engine, since: datetime | None = None, until: dat
         statement = statement.where(at >= to_utc(since, timezone))
     if until is not None:
         statement = statement.where(at < to_utc(until, timezone))
-    with engine.connect() as conn:
-        chunks = [chunk.astype({c: "category" for c in _REPEATED_TREND_COLUMNS})
-                  for chunk in pd.read_sql(statement, conn, chunksize=TREND_READ_CHUNK)]
+    with engine.connect() as conn:  # streamed: psycopg would otherwise fetch every row at once
+        chunks = [chunk.astype({c: "category" for c in _REPEATED_TREND_COLUMNS}) for chunk in
+                  pd.read_sql(statement, conn.execution_options(stream_results=True), chunksize=TREND_READ_CHUNK)]
     if not chunks:
         chunks = [pd.DataFrame(columns=[c.name for c in statement.selected_columns])]
     frame = pd.concat(chunks, ignore_index=True)

@@ -167,7 +167,7 @@ LIST_COLUMNS = ["ticket_id", "complaint_id", "queue", "priority", "cause", "stat
                 "due_at", "hours_allowed", "hours_used", "hours_left"]
 
 
-CLOCK_READ_CHUNK = 50_000  # tickets per read: the sweep's memory stays flat however many are open
+CLOCK_READ_CHUNK = 20_000  # tickets per read: the sweep's memory stays flat however many are open
 
 
 def open_clocks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: str | None = None) -> pd.DataFrame:
@@ -196,8 +196,8 @@ def open_clock_chunks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: 
                  .where(tickets.c.status.in_(UNRESOLVED)))
     if queue is not None:
         statement = statement.where(tickets.c.queue == queue)
-    with engine.connect() as conn:
-        for frame in pd.read_sql(statement, conn, chunksize=CLOCK_READ_CHUNK):
+    with engine.connect() as conn:  # streamed: psycopg would otherwise fetch every row at once
+        for frame in pd.read_sql(statement, conn.execution_options(stream_results=True), chunksize=CLOCK_READ_CHUNK):
             yield _clocks(frame, clock, now)
 
 
