@@ -154,3 +154,61 @@ def test_classify_and_the_nightly_run_decide_each_row_alike(lexicon_settings, tm
     assert (decided["cause"] == stored.loc[decided.index, "cause"]).all()
     assert (decided["queue"] == stored.loc[decided.index, "queue"]).all()
     assert sorted(row.reason.value for row in file_run.quarantined) == sorted(quarantined["reason"])
+
+
+def _mapped_rows_during(monkeypatch, action) -> list[int]:
+    """How many rows each call of the per-row mapping (``map_columns``) was given while ``action`` ran."""
+    import pipeline.nightly.batch as batch
+
+    sizes, mapping = [], batch.map_columns
+
+    def counting(chunk, *args, **kwargs):
+        sizes.append(len(chunk.records))
+        return mapping(chunk, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "map_columns", counting)
+    action()
+    return sizes
+
+
+def test_a_rerun_maps_and_validates_only_the_rows_not_stored_and_still_catches_changed_ones(
+        lexicon_settings, tmp_path, monkeypatch):
+    """Stored rows are recognised from their keys and never mapped; a changed text under a stored id, a
+    stored id whose date went bad, a repeated id (in a later chunk) and new rows go the full way and end as
+    they did before: counts exact, the same quarantine reasons."""
+    settings = lexicon_settings.model_copy(update={"batch_size": 10})
+    source = _export(tmp_path / "export.csv", 30)
+    _run(settings, source, "first")
+    rows = pd.read_csv(source, dtype=str, keep_default_na=False)
+    rows.loc[3, "text"] = "完全不同的投诉：快递丢了"  # changed under a stored id
+    rows.loc[5, "created_at"] = "not a date"  # stored id, same text, unreadable date now
+    again = pd.concat([rows, rows.iloc[[7]],  # K000007 again, two chunks later
+                       pd.DataFrame({"id": ["K900000", ""], "text": ["新的投诉，服务员态度差", "没有编号的投诉，热水器坏了"],
+                                     "created_at": "2026-11-30 10:00", "channel": "app"})])
+    again.to_csv(tmp_path / "again.csv", index=False)
+    runs = []
+    mapped = _mapped_rows_during(monkeypatch, lambda: runs.append(_run(settings, tmp_path / "again.csv", "again")))
+    counts = runs[0].counts
+    assert counts.as_dict() == {"rows_read": 33, "classified": 2, "quarantined": 3, "skipped_seen": 28,
+                                "skipped_before_since": 0}
+    assert sum(mapped) == 5  # rows 3, 5, the repeated K000007 and the two new ones; on main: all 33
+    engine = store.connect(settings.resolved_database_url)
+    quarantined = store.read_table(engine, store.quarantine).query("run_id == 'again'")
+    engine.dispose()
+    assert sorted(zip(quarantined["source_row"], quarantined["reason"])) == [
+        (4, "id_already_stored_with_other_text"), (6, "unparseable_date"), (31, "duplicate_id_in_source")]
+    assert sum(runs[0].tally.by_reason.values()) == 3  # the run's tally, which can fail it, saw the same
+
+    idle = _mapped_rows_during(monkeypatch, lambda: runs.append(_run(settings, source, "idle")))
+    assert sum(idle) == 0 and runs[-1].counts.skipped_seen == runs[-1].counts.rows_read == 30
+
+
+def test_rows_without_ids_are_recognised_by_the_same_content_id_on_a_rerun(lexicon_settings, tmp_path, monkeypatch):
+    settings = lexicon_settings.model_copy(update={"batch_size": 10})
+    source = tmp_path / "no_ids.csv"
+    pd.read_csv(_export(tmp_path / "export.csv", 25)).drop(columns=["id"]).to_csv(source, index=False)
+    first = _run(settings, source, "first").counts
+    runs = []
+    mapped = _mapped_rows_during(monkeypatch, lambda: runs.append(_run(settings, source, "rerun")))
+    assert first.classified == 25 and sum(mapped) == 0
+    assert runs[0].counts.skipped_seen == runs[0].counts.rows_read == 25

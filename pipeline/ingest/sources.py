@@ -261,6 +261,8 @@ def iter_raw_chunks(source: str, *, chunk_size: int = 5000, table: str | None = 
 
 
 def _as_text(value) -> str:
+    if type(value) is str:  # nearly every cell: asked first
+        return value
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     if isinstance(value, (datetime, date)):
@@ -296,19 +298,31 @@ def text_column_in(cells: dict, columns: ColumnMapping) -> str | None:
     return aliases[0] if len(aliases) == 1 else None
 
 
-def map_columns(chunk: RawChunk, columns: ColumnMapping) -> pd.DataFrame:
-    """Raw records → a frame with the product's own column names; other columns go to ``metadata``."""
+RowKeys = tuple  # (complaint_id, text, created_at, channel, text column or None), as ``row_keys`` reads them
+
+
+def row_keys(cells: dict, columns: ColumnMapping) -> RowKeys:
+    """A row's id (given, else derived from its content), text, date and channel: all that is needed to
+    tell whether it is stored already, without the rest of ``map_columns``."""
+    text_column = text_column_in(cells, columns)
+    text = _as_text(cells.get(text_column))
+    created_at = _as_text(cells.get(columns.created_at))
+    channel = _as_text(cells.get(columns.channel))
+    given_id = _as_text(cells.get(columns.id)).strip()
+    complaint_id = given_id or stable_id(text, created_at, channel, _as_text(cells.get(columns.customer)))
+    return complaint_id, text, created_at, channel, text_column
+
+
+def map_columns(chunk: RawChunk, columns: ColumnMapping, keys: list[RowKeys] | None = None) -> pd.DataFrame:
+    """Raw records → a frame with the product's own column names; other columns go to ``metadata``.
+    ``keys``: the records' ``row_keys`` when they are known already."""
     mapped = {columns.id, columns.text, columns.created_at, columns.channel}
     rows = []
-    for record in chunk.records:
+    for record, (complaint_id, text, created_at, channel, text_column) in zip(
+            chunk.records, keys or [row_keys(record["cells"], columns) for record in chunk.records]):
         cells = record["cells"]
-        text_column = text_column_in(cells, columns)
-        text = _as_text(cells.get(text_column))
-        created_at = _as_text(cells.get(columns.created_at))
-        channel = _as_text(cells.get(columns.channel))
-        given_id = _as_text(cells.get(columns.id)).strip()
         rows.append({
-            "complaint_id": given_id or stable_id(text, created_at, channel, _as_text(cells.get(columns.customer))),
+            "complaint_id": complaint_id,
             "text": text,
             "created_at_raw": created_at,
             "channel": channel.strip() or None,
@@ -319,4 +333,3 @@ def map_columns(chunk: RawChunk, columns: ColumnMapping) -> pd.DataFrame:
         })
     return pd.DataFrame(rows, columns=["complaint_id", "text", "created_at_raw", "channel", "metadata",
                                        "source", "source_row", "has_text_column"])
-

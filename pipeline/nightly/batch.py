@@ -34,6 +34,7 @@ from pipeline.ingest.validate import QuarantineTally, validate_rows
 from pipeline.model.classify import CauseModel
 from pipeline.model.cluster import open_classifier
 from pipeline.nightly.progress import RunProgress
+from pipeline.nightly.stored import split_stored
 from pipeline.nightly.summary import append_quarantine_file
 
 log = logging.getLogger(__name__)
@@ -81,23 +82,29 @@ class PreparedBatch:
 
 def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
                   lookup_stored: Callable[[list[str]], dict[str, str]], since: datetime | None) -> PreparedBatch:
-    """Validate a raw chunk and set aside what is already stored (``lookup_stored``: ids → content hashes).
+    """Validate a raw chunk and set aside what is already stored (``lookup_stored``: ids → content hashes,
+    asked once per chunk).
 
-    ``seen_ids`` (ids of earlier chunks) grows only once the lookup has succeeded: a retry after a failed
-    lookup then sees the chunk as it was, not its own ids as duplicates."""
-    frame = map_columns(chunk, settings.columns)
+    Rows stored with the same text are recognised from their keys and never mapped or validated
+    (``pipeline/nightly/stored.py``); the rest go the full way. ``seen_ids`` (ids of earlier chunks) grows
+    only once the lookup has succeeded: a retry after a failed lookup then sees the chunk as it was, not its
+    own ids as duplicates."""
+    split = split_stored(chunk, settings, seen_ids, lookup_stored, since)
+    chunk, stored = split.rest, split.stored
+    frame = map_columns(chunk, settings.columns, split.rest_keys)
     seen_with_chunk = _SeenWithChunk(seen_ids)
     good, quarantined = validate_rows(frame, seen_with_chunk, max_text_chars=settings.max_text_chars,
                                       text_column=settings.columns.text, date_column=settings.columns.created_at,
                                       timezone=settings.timezone)
     quarantined = chunk.quarantined + quarantined
-    counts = RunCounts(rows_read=chunk.rows_read)
+    counts = RunCounts(rows_read=chunk.rows_read + len(split.taken_ids),
+                       skipped_before_since=split.skipped_before_since)
     if since is not None and len(good):
         before = good["created_at"].notna() & (good["created_at"] < pd.Timestamp(since))
-        counts.skipped_before_since = int(before.sum())
+        counts.skipped_before_since += int(before.sum())
         good = good[~before]
-    stored = lookup_stored(good["complaint_id"].tolist()) if len(good) else {}
     seen_ids.update(seen_with_chunk.chunk_ids)
+    seen_ids.update(split.taken_ids)
     already = pd.Series([cid in stored for cid in good["complaint_id"]], index=good.index, dtype=bool)
     same_text = pd.Series([stored.get(cid) == digest for cid, digest in zip(good["complaint_id"], good["content_hash"])],
                           index=good.index, dtype=bool)
@@ -106,7 +113,7 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
                                           QuarantineReason.ID_CONFLICT,
                                           f"id {row.complaint_id!r} is stored with a different text",
                                           {"id": row.complaint_id, "text": row.text}))
-    counts.skipped_seen = int((already & same_text).sum())
+    counts.skipped_seen = int((already & same_text).sum()) + split.skipped_seen
     counts.quarantined = len(quarantined)
     privacy = Privacy.from_settings(settings)
     quarantined = [privacy.quarantined(row) for row in quarantined]
