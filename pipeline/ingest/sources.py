@@ -98,6 +98,11 @@ def _has_undecodable(value) -> bool:
 
 
 def _undecodable_column(source: str, row: int, cells: dict) -> QuarantinedRow | None:
+    try:  # a row of text cells (every delimited file's) asked in one search, not one per cell
+        if not _UNDECODABLE.search("".join(cells.values())):
+            return None
+    except TypeError:  # numbers, dates, None (JSON, Parquet, Excel): cell by cell
+        pass
     for column, value in cells.items():
         if _has_undecodable(value):
             shown = value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
@@ -152,7 +157,7 @@ def _iter_delimited(path: Path, delimiter: str, encoding: str | None) -> Iterato
                                                  f"line {reader.line_num}: {exc}")
                 continue
             row_number += 1
-            if not any(cell.strip() for cell in row):
+            if not "".join(row).strip():
                 row_number -= 1  # blank lines are not rows
                 continue
             if len(row) < len(header) and "\n" in row[-1]:

@@ -138,7 +138,7 @@ def stored_hashes(engine: sa.Engine, complaint_ids: list[str]) -> dict[str, str]
             part = complaint_ids[start:start + 500]
             rows = conn.execute(sa.select(complaints.c.complaint_id, complaints.c.content_hash)
                                 .where(complaints.c.complaint_id.in_(part)))
-            found.update({r.complaint_id: r.content_hash for r in rows})
+            found.update(rows.all())  # (id, hash) rows
     return found
 
 
