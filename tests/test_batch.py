@@ -212,3 +212,25 @@ def test_rows_without_ids_are_recognised_by_the_same_content_id_on_a_rerun(lexic
     mapped = _mapped_rows_during(monkeypatch, lambda: runs.append(_run(settings, source, "rerun")))
     assert first.classified == 25 and sum(mapped) == 0
     assert runs[0].counts.skipped_seen == runs[0].counts.rows_read == 25
+
+
+def test_stored_rows_older_than_since_are_counted_as_such_without_being_mapped(lexicon_settings):
+    """With ``since``, a stored row is skipped as older than the watermark or as seen, as the full path counts
+    it; rows stored with another text still go the full way."""
+    from datetime import datetime
+
+    from pipeline.ingest.sources import RawChunk
+    from pipeline.ingest.validate import content_hash
+    from pipeline.nightly.batch import prepare_batch
+
+    cells = [{"id": f"S{i}", "text": TEXTS[i], "created_at": f"2026-11-0{i + 1} 10:00", "channel": "app"}
+             for i in range(4)]
+    chunk = RawChunk("export.csv", [{"source_row": i + 1, "cells": c} for i, c in enumerate(cells)])
+    stored = {c["id"]: content_hash(c["text"]) for c in cells} | {"S3": content_hash("另一个文本")}
+    seen: set[str] = set()
+    batch = prepare_batch(chunk, lexicon_settings, seen, lambda ids: {i: stored[i] for i in ids if i in stored},
+                          since=datetime(2026, 11, 2, 12))
+    assert batch.counts.as_dict() == {"rows_read": 4, "classified": 0, "quarantined": 1, "skipped_seen": 1,
+                                      "skipped_before_since": 2}
+    assert [row.reason.value for row in batch.quarantined] == ["id_already_stored_with_other_text"]
+    assert seen == {"S0", "S1", "S2", "S3"}

@@ -3,8 +3,9 @@
 An idle rerun (every row stored) or the stored part of an incremental night paid for mapping (a dict per row)
 and validating every row only to skip it. Here a chunk's rows are reduced to their keys (``row_keys``: id,
 text, date, channel), the chunk's ids are looked up once, and a row is set aside as skipped only when the full
-path would have skipped it too: stored under its id with the same content hash, its id appearing once in the
-chunk and in no earlier chunk, its date readable (or empty) and its channel not too long. Every other row (new,
+path would have skipped it too: stored under its id with the same content hash (so id and text passed
+validation when they were stored, and pass it again), its id appearing once in the chunk and in no earlier
+chunk, its date readable (or empty) and its channel not too long. Every other row (new,
 changed text, duplicate id, bad date …) goes on through ``map_columns`` and ``validate_rows`` unchanged, so
 their quarantine and the counts stay what they were.
 """
@@ -55,6 +56,8 @@ def split_stored(chunk: RawChunk, settings: Settings, seen_ids, lookup_stored: C
     candidates = [n for n, (complaint_id, text, *_) in enumerate(keys)
                   if complaint_id in stored and times_in_chunk[complaint_id] == 1 and complaint_id not in seen_ids
                   and stored[complaint_id] == content_hash(text)]
+    if not candidates:
+        return StoredSplit(chunk, keys, stored)
     raw_dates = pd.Series([keys[n][2] for n in candidates], dtype=object)
     readable, before = _readable_dates(raw_dates, settings.timezone, since)
     short_channel = [len(keys[n][3].strip()) <= CHANNEL_LENGTH for n in candidates]
