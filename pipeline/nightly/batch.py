@@ -1,5 +1,5 @@
-"""The one batch path: raw chunk → mapped rows → validated / quarantined → new vs already seen →
-classified → routed / escalated → stored. ``BatchRun`` runs it over a source; the Prefect flow, the command
+"""The one batch path: raw chunk → rows stored already set aside by their keys (``stored.py``) → the rest
+mapped → validated / quarantined → new vs already seen → classified → routed / escalated → stored. ``BatchRun`` runs it over a source; the Prefect flow, the command
 line, the benchmarks and the tests all go through it. Every row read ends in exactly one of: classified,
 quarantined, skipped as already seen, skipped as older than the watermark.
 
