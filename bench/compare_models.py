@@ -26,7 +26,7 @@ from pipeline.training.evaluation import apply_weighting, cause_macro_f1, read_l
 RECIPES = {
     "logreg, balanced labels (the November recipe)": ("logreg", "balanced"),
     "logreg, label prior + synthetic half of each label": ("logreg", "prior"),
-    "two-stage, label prior + synthetic half of each label (shipped)": ("two-stage", "prior"),
+    "two-stage (cause stage blended with naive Bayes), label prior + synthetic half of each label (shipped)": ("two-stage", "prior"),
 }
 
 

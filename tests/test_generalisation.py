@@ -97,6 +97,24 @@ def test_two_stage_model_gives_proper_probabilities_and_explains_every_label(ind
     assert no_none.gate_ is None and no_none.predict_proba(np.eye(4)).sum(axis=1) == pytest.approx(np.ones(4))
 
 
+def test_naive_bayes_share_mixes_the_cause_probabilities_and_old_models_still_predict():
+    rng = np.random.default_rng(0)
+    X = rng.poisson(1.0, size=(60, 12)).astype(float)
+    y = np.array(["none", "process", "technology"] * 20)
+    X[y == "process", :4] += 3  # each cause has words of its own
+    X[y == "technology", 4:8] += 3
+    plain = ComplaintThenCause().fit(X, y)
+    mixed = ComplaintThenCause(nb_share=1.0).fit(X, y)
+    p_none = plain.gate_.predict_proba(X)[:, 1]
+    nb = mixed.nb_.predict_proba(X)[:, [list(mixed.nb_.classes_).index(c) for c in mixed.cause_.classes_]]
+    columns = [list(mixed.classes_).index(c) for c in mixed.cause_.classes_]
+    np.testing.assert_allclose(mixed.predict_proba(X)[:, columns], (1 - p_none)[:, None] * nb)
+    assert not np.allclose(mixed.predict_proba(X), plain.predict_proba(X))
+    np.testing.assert_allclose(ComplaintThenCause(nb_share=0.0).fit(X, y).predict_proba(X), plain.predict_proba(X))
+    del plain.nb_  # as unpickled from a model trained before the naive Bayes share existed
+    np.testing.assert_allclose(plain.predict_proba(X).sum(axis=1), 1.0)
+
+
 @pytest.mark.slow
 def test_training_with_industries_sets_a_stricter_bar_for_unfamiliar_text(tmp_path, industry_frame):
     metadata = train_model(industry_frame, out_dir=tmp_path / "m", folds=3, estimator="two-stage",

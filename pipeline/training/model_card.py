@@ -145,7 +145,8 @@ def write_model_card(model_dir: Path) -> Path:
         f"`{metadata['feature_set']}` (word 1–2-gram TF-IDF over {metadata.get('segmenter_engine', 'jieba')} segmentation "
         "with jieba's dictionary and the shipped user dictionary, character 1–3-gram "
         f"TF-IDF, log-scaled cause-lexicon scores) → `{metadata['estimator']}`"
-        + (" (one logistic regression decides complaint or not, a second which cause; P(cause) = (1 − P(none)) · "
+        + (" (one logistic regression decides complaint or not, a second which cause, blended 4:1 with a multinomial "
+           "naive Bayes over the same features that carries better to unseen industries; P(cause) = (1 − P(none)) · "
            "P(cause | complaint))" if metadata["estimator"] == "two-stage" else "") + ".",
         _weighting_line(metadata.get("weighting", {"scheme": "balanced"})),
         f"- Library versions: {', '.join(f'{k} {v}' for k, v in metadata['library_versions'].items())}.",
