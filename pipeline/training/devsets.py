@@ -8,13 +8,13 @@ folder beside the checkout when a benchmark runs. A text whose hash no longer ma
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.config import DATA_DIR, PROJECT_ROOT
+from pipeline.training.datasets import text_sha256
 
 DEVSET_LABELS = DATA_DIR / "devsets" / "labels.csv"
 DEFAULT_EVALUATION_DIR = PROJECT_ROOT.parent / "shared" / "evaluation"
@@ -30,9 +30,6 @@ DEVSET_SOURCES = {
 class DevSetError(RuntimeError):
     """The evaluation corpora are missing or no longer match the recorded labels."""
 
-
-def text_sha256(text: str) -> str:
-    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
 
 
 def evaluation_dir() -> Path:
