@@ -16,7 +16,7 @@ from pipeline.text.normalise import has_letters, mask_pii
 from pipeline.ingest.quarantine import QUARANTINE_ADVICE, QuarantinedRow, QuarantineReason
 from pipeline.storage.tables import CHANNEL_LENGTH, ID_LENGTH
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _CHINESE_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
 
 
@@ -77,7 +77,7 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
         (blank, text_column, QuarantineReason.EMPTY_TEXT),
         (~lettered, text_column, QuarantineReason.NO_LETTERS),
         ((ids.str.len() > ID_LENGTH).to_numpy(dtype=bool), "id", QuarantineReason.VALUE_TOO_LONG),
-        (ids.str.contains(_CONTROL.pattern, regex=True).to_numpy(dtype=bool), "id", QuarantineReason.CONTROL_CHARACTERS),
+        (ids.str.contains(CONTROL_CHARACTERS.pattern, regex=True).to_numpy(dtype=bool), "id", QuarantineReason.CONTROL_CHARACTERS),
     ]
     bad_date = (stamps.isna().to_numpy() & (frame["created_at_raw"].astype(object).str.strip() != "").to_numpy(dtype=bool))
     long_channel = np.fromiter((isinstance(c, str) and len(c) > CHANNEL_LENGTH for c in frame["channel"]),
@@ -96,10 +96,11 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
         first_kept = (pd.Series(np.where(passes_rest & ~seen_before, order, len(order)))
                       .groupby(open_ids).transform("min").to_numpy())
         duplicate[open_rows] = seen_before | (order > first_kept)
+    later = len(checks)
     checks += [(duplicate, "id", QuarantineReason.DUPLICATE_IN_SOURCE),
                (bad_date, date_column, QuarantineReason.BAD_DATE),
                (long_channel, "channel", QuarantineReason.VALUE_TOO_LONG)]
-    for number in (5, 6, 7):
+    for number in range(later, len(checks)):
         first_failed[(first_failed < 0) & checks[number][0]] = number
     failed_rows = np.flatnonzero(first_failed >= 0)  # itertuples: plain Python values, as the database wants them
     quarantined = [_rejected(row, checks[number][1:]) for row, number in
@@ -120,24 +121,26 @@ def _rejected(row, failure: tuple[str, QuarantineReason]) -> QuarantinedRow:
     column, reason = failure
     raw = {"id": row.complaint_id, "text": row.text, "created_at": row.created_at_raw, "channel": row.channel,
            **row.metadata}
-    complaint_id = row.complaint_id
-    detail = {
-        QuarantineReason.MISSING_COLUMN: lambda: f"no column {column!r}; columns not mapped: {_column_names(row.metadata)}",
-        QuarantineReason.EMPTY_TEXT: lambda: "text is empty or whitespace",
-        # not echoed: often a bare phone number
-        QuarantineReason.NO_LETTERS: lambda: f"the text ({len(row.text.strip())} characters) has no letters",
-        QuarantineReason.CONTROL_CHARACTERS:
-            lambda: f"id {shown_value(complaint_id)!r} holds a NUL or another control character",
-        QuarantineReason.DUPLICATE_IN_SOURCE: lambda: f"id {shown_value(complaint_id)!r} appears earlier in this source",
-        QuarantineReason.BAD_DATE: lambda: f"cannot read {shown_value(row.created_at_raw)!r} as a date",
-    }
-    if reason == QuarantineReason.VALUE_TOO_LONG:
-        what, value, limit = (("id", complaint_id, ID_LENGTH) if column == "id" else ("channel", row.channel, CHANNEL_LENGTH))
-        text = (f"{what} {shown_value(value)!r} has {len(value)} characters, more than the {limit} "
-                f"{'an id' if what == 'id' else 'a channel'} may have")
-    else:
-        text = detail[reason]()
-    return QuarantinedRow(row.source, row.source_row, column, reason, text, raw)
+    shown_id = shown_value(row.complaint_id)
+    if reason == QuarantineReason.MISSING_COLUMN:
+        detail = f"no column {column!r}; columns not mapped: {_column_names(row.metadata)}"
+    elif reason == QuarantineReason.EMPTY_TEXT:
+        detail = "text is empty or whitespace"
+    elif reason == QuarantineReason.NO_LETTERS:  # not echoed: often a bare phone number
+        detail = f"the text ({len(row.text.strip())} characters) has no letters"
+    elif reason == QuarantineReason.VALUE_TOO_LONG and column == "id":
+        detail = (f"id {shown_id!r} has {len(row.complaint_id)} characters, more than the {ID_LENGTH} "
+                  "an id may have")
+    elif reason == QuarantineReason.CONTROL_CHARACTERS:
+        detail = f"id {shown_id!r} holds a NUL or another control character"
+    elif reason == QuarantineReason.DUPLICATE_IN_SOURCE:
+        detail = f"id {shown_id!r} appears earlier in this source"
+    elif reason == QuarantineReason.BAD_DATE:
+        detail = f"cannot read {shown_value(row.created_at_raw)!r} as a date"
+    else:  # VALUE_TOO_LONG, channel
+        detail = (f"channel {shown_value(row.channel)!r} has {len(row.channel)} characters, more than the "
+                  f"{CHANNEL_LENGTH} a channel may have")
+    return QuarantinedRow(row.source, row.source_row, column, reason, detail, raw)
 
 
 class MostlyQuarantinedError(ValueError):

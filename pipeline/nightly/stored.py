@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.ingest.sources import RawChunk, RowKeys, row_keys
-from pipeline.ingest.validate import _CONTROL, content_hash, parse_timestamps
+from pipeline.ingest.validate import CONTROL_CHARACTERS, content_hash, parse_timestamps
 from pipeline.storage.tables import CHANNEL_LENGTH, ID_LENGTH
 
 
@@ -48,7 +48,7 @@ def split_stored(chunk: RawChunk, settings: Settings, seen_ids, lookup_stored: C
     keys = [row_keys(record["cells"], settings.columns) for record in records]
     ids = [key[0] for key in keys]
     # what PostgreSQL refuses in a query (NUL) is never looked up; such ids are quarantined by validation
-    askable = [i for i in dict.fromkeys(ids) if i and len(i) <= ID_LENGTH and not _CONTROL.search(i)]
+    askable = [i for i in dict.fromkeys(ids) if i and len(i) <= ID_LENGTH and not CONTROL_CHARACTERS.search(i)]
     stored = lookup_stored(askable) if askable else {}
     if not stored:
         return StoredSplit(chunk, keys, stored)

@@ -186,7 +186,10 @@ def open_clock_chunks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: 
     from pipeline.storage import store
 
     tickets = store.tickets
-    as_text = lambda column: sa.type_coerce(column, sa.String)  # noqa: E731 - parsed by pandas in one go
+
+    def as_text(column):  # times read as text and parsed by pandas in one go
+        return sa.type_coerce(column, sa.String)
+
     recorded = sa.exists().where(store.sla_breaches.c.ticket_id == tickets.c.ticket_id)
     statement = (sa.select(tickets.c.ticket_id, tickets.c.complaint_id, tickets.c.queue, tickets.c.priority,
                            sa.func.coalesce(tickets.c.corrected_cause, tickets.c.cause).label("cause"),
