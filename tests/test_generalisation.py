@@ -10,10 +10,11 @@ from pipeline.model.classify import ReviewPolicy, classify_texts, decide, load_t
 from pipeline.config import PROJECT_ROOT
 from pipeline.training.datasets import curate_synthetic
 from pipeline.training.devsets import DevSetError, load_dev_sets
-from pipeline.model.cause_model import ComplaintThenCause, build_pipeline, class_weights_matrix
+from pipeline.model.cause_model import ComplaintThenCause, build_estimator, build_pipeline, class_weights_matrix
 from pipeline.training.reserved import is_reserved
 from pipeline.nightly.summary import familiarity_note
 from pipeline.training.evaluation import TARGET_CLASS_PRIOR, read_labelled, train_model, training_weights
+from pipeline.training.model_card import describe_two_stage
 from pipeline.reporting.trends import Window, build_trends, unfamiliar_warning
 from pipeline.config import TrendSettings
 
@@ -124,6 +125,11 @@ def test_training_with_industries_sets_a_stricter_bar_for_unfamiliar_text(tmp_pa
     assert 0 < policy["min_coverage"] < 1
     assert metadata["weighting"]["prior"] == TARGET_CLASS_PRIOR
     assert metadata["cross_validation"]["industries_held_out"]["groups"] == 6
+    # the card says the naive-Bayes share this artifact was trained with, read from its metadata
+    share = metadata["estimator_params"]["nb_share"]
+    assert share == build_estimator("two-stage").nb_share > 0
+    assert f"({share:g} of the cause probabilities" in describe_two_stage(metadata["estimator_params"])
+    assert "naive Bayes" not in describe_two_stage({"nb_share": 0.0})
     model = load_trained_model(tmp_path / "m")
     decided = classify_texts(model, ["Lorem ipsum dolor sit amet consectetur", "前台服务员态度很差，爱答不理"])
     assert decided.loc[0, "coverage"] < decided.loc[1, "coverage"]

@@ -278,6 +278,7 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
         "labels": classes,
         "feature_set": feature_set,
         "estimator": estimator,
+        "estimator_params": estimator_params(fitted),
         "weighting": {"scheme": weighting, **({"synthetic_share": synthetic_share, "prior": TARGET_CLASS_PRIOR}
                                               if weighting == "prior" else {})},
         "segmenter_engine": engine,
@@ -290,6 +291,14 @@ def train_model(frame: pd.DataFrame, *, text_column: str = "text", label_column:
         **(extra_metadata or {}),
     }
     return save_artifact(fitted, metadata, out_dir)
+
+
+def estimator_params(pipeline) -> dict:
+    """The fitted classifier's own settings that JSON can hold (C, naive-Bayes share …), for the metadata and the
+    model card: they are chosen in code, and the card must say what this artifact was trained with."""
+    params = pipeline.named_steps["classifier"].get_params(deep=False)
+    return {name: value for name, value in sorted(params.items())
+            if isinstance(value, (bool, int, float, str)) or value is None}
 
 
 def evaluate_model(model: CauseModel, frame: pd.DataFrame, *, text_column: str = "text",

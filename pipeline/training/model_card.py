@@ -11,6 +11,17 @@ def _interval(pair) -> str:
     return f"[{pair[0]:.3f}, {pair[1]:.3f}]"
 
 
+def describe_two_stage(params: dict) -> str:
+    """The two-stage estimator in words, with the naive-Bayes share it was trained with (older artifacts did not
+    record it: then without the figure)."""
+    share = params.get("nb_share")
+    blend = ("" if share == 0 else
+             ", blended with a multinomial naive Bayes over the same features that carries better to unseen industries"
+             + (f" ({share:g} of the cause probabilities, smoothing {params.get('nb_alpha', 0):g})" if share else ""))
+    return (" (one logistic regression decides complaint or not, a second which cause" + blend
+            + "; P(cause) = (1 − P(none)) · P(cause | complaint))")
+
+
 def _weighting_line(weighting: dict) -> str:
     if weighting.get("scheme") != "prior":
         return "- Training weights: every label weighs the same (balanced)."
@@ -145,9 +156,7 @@ def write_model_card(model_dir: Path) -> Path:
         f"`{metadata['feature_set']}` (word 1–2-gram TF-IDF over {metadata.get('segmenter_engine', 'jieba')} segmentation "
         "with jieba's dictionary and the shipped user dictionary, character 1–3-gram "
         f"TF-IDF, log-scaled cause-lexicon scores) → `{metadata['estimator']}`"
-        + (" (one logistic regression decides complaint or not, a second which cause, blended 4:1 with a multinomial "
-           "naive Bayes over the same features that carries better to unseen industries; P(cause) = (1 − P(none)) · "
-           "P(cause | complaint))" if metadata["estimator"] == "two-stage" else "") + ".",
+        + (describe_two_stage(metadata.get("estimator_params", {})) if metadata["estimator"] == "two-stage" else "") + ".",
         _weighting_line(metadata.get("weighting", {"scheme": "balanced"})),
         f"- Library versions: {', '.join(f'{k} {v}' for k, v in metadata['library_versions'].items())}.",
         f"- Artifact sha256 `{metadata['sha256']}`; training data fingerprint `{metadata['training_data']['sha256'][:16]}…`.",
