@@ -96,3 +96,25 @@ def test_the_batch_path_stores_exactly_what_the_reference_path_stores(lexicon_se
         assert len(faster[table]) == len(reference[table]), table
         for ours, theirs in zip(faster[table], reference[table]):
             assert ours == theirs, table
+
+
+def test_the_workers_text_work_leaves_the_scores_as_they_were_and_masks_and_escalates_as_the_main_process_did(
+        settings):
+    """The trained model reuses the worker's normalisation of each text (cut to the model's length for the
+    over-long ones) instead of normalising again: same probabilities, coverage and explanations as without
+    the text work; each text masked and its escalation words found as the main process used to."""
+    from pipeline.model.classify import TextWork, load_model, score_texts
+    from pipeline.routing.escalation import Escalator
+    from pipeline.text.normalise import TextNormaliser, mask_pii
+
+    model = load_model(settings)
+    assert type(model.estimator.named_steps["normalise"]) is TextNormaliser  # else the reuse is not exercised
+    escalator = Escalator.from_settings(settings)
+    texts = TEXTS + ["  ", "ＡＢＣ全角字母，電話：１３８１２３４５６７８", "<b>你好</b> http://x.cn 食物中毒" * 9]
+    work = TextWork(escalator, max_model_chars=60)
+    with_work = score_texts(model, texts, work)
+    without = score_texts(model, [text[:60] for text in texts])
+    pd.testing.assert_frame_equal(with_work[without.columns], without)
+    assert with_work["text_masked"].tolist() == [mask_pii(text) for text in texts]
+    assert with_work["text_triggers"].tolist() == [escalator.text_triggers(text) for text in texts]
+    assert any(with_work["text_triggers"]) and any(len(text) > 60 for text in texts)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.model.lexicon import DEFAULT_LEXICON, LexiconClassifier
+from pipeline.text.normalise import TextNormaliser, mask_pii, normalise_text
 from pipeline.model.cause_model import explain_from_features, use_segmenter_engine, vocabulary_coverage
 from pipeline.nightly.reaper import die_with_parent
 from pipeline.model.registry import load_artifact
@@ -59,15 +60,21 @@ class CauseModel:
     def predict_proba(self, texts) -> np.ndarray:
         return self.estimator.predict_proba(list(texts))
 
-    def predict_and_explain(self, texts) -> tuple[np.ndarray, np.ndarray | None, Callable[[list[str]], list[list[str]]]]:
+    def predict_and_explain(self, texts, normalised: list[str] | None = None
+                            ) -> tuple[np.ndarray, np.ndarray | None, Callable[[list[str]], list[list[str]]]]:
         """Probabilities, each text's vocabulary coverage (None when the model cannot tell), and a function
         naming the deciding terms for given labels. A trained pipeline computes its features once for all
-        three (segmentation is most of the cost)."""
+        three (segmentation is most of the cost). ``normalised``: ``normalise_text`` of each text, when the
+        caller has it already (used when the pipeline's first step is the plain ``TextNormaliser``)."""
         texts = list(texts)
         if self.kind == "lexicon":
             return (self.estimator.predict_proba(texts), None,
                     lambda labels: self.estimator.explain(texts, labels))
-        normalised = self.estimator.named_steps["normalise"].transform(texts)
+        step = self.estimator.named_steps["normalise"]
+        if normalised is not None and type(step) is TextNormaliser:
+            normalised = [text[:step.max_chars] for text in normalised]
+        else:
+            normalised = step.transform(texts)
         features = self.estimator.named_steps["features"].transform(normalised)
         probabilities = self.estimator.named_steps["classifier"].predict_proba(features)
         coverage = vocabulary_coverage(self.estimator, normalised, features)
@@ -136,17 +143,44 @@ def decide(probabilities: np.ndarray, labels: list[str], policy: ReviewPolicy,
     return frame
 
 
-def classify_texts(model: CauseModel, texts) -> pd.DataFrame:
-    return decide_batch(model, score_texts(model, texts))
+@dataclass(frozen=True)
+class TextWork:
+    """What the batch path needs of each text besides its scores, done where the text is classified: the
+    text masked for storage (``text_masked``) and the escalation term rules it fires (``text_triggers``).
+    The model's clean-up masks and normalises every text anyway; doing both here once, next to it, saves
+    the batch's main process a second masking and normalisation of each text. Texts come whole (they are
+    stored and searched whole); the model sees each cut to ``max_model_chars``."""
+
+    escalator: object  # pipeline.routing.escalation.Escalator (not imported: the model needs no routing)
+    max_model_chars: int
+
+    def model_inputs(self, texts: list[str]) -> tuple[list[str], list[str], list[str]]:
+        """Each text masked, its whole text normalised, and the text the model sees, normalised."""
+        masked = [mask_pii(text) for text in texts]
+        clean = [normalise_text(text, mask) for text, mask in zip(texts, masked)]
+        cut = self.max_model_chars
+        for_model = [whole if len(text) <= cut else normalise_text(text[:cut])
+                     for text, whole in zip(texts, clean)]
+        return masked, clean, for_model
 
 
-def score_texts(model: CauseModel, texts) -> pd.DataFrame:
+def classify_texts(model: CauseModel, texts, work: TextWork | None = None) -> pd.DataFrame:
+    return decide_batch(model, score_texts(model, texts, work))
+
+
+def score_texts(model: CauseModel, texts, work: TextWork | None = None) -> pd.DataFrame:
     """What each text gets on its own: a probability per label (unrounded), its vocabulary coverage and the
-    terms behind its top label. Worker processes score slices of a batch; ``decide_batch`` then decides over
-    the whole batch, since the unfamiliar-share rule looks at every text of the batch, not of a slice."""
+    terms behind its top label (and with ``work``, ``TextWork``'s columns). Worker processes score slices of
+    a batch; ``decide_batch`` then decides over the whole batch, since the unfamiliar-share rule looks at
+    every text of the batch, not of a slice."""
     texts = list(texts)
+    if work is not None:
+        masked, clean, normalised = work.model_inputs(texts)
+        model_texts = [text[:work.max_model_chars] for text in texts]
+    else:
+        normalised, model_texts = None, texts
     if texts:
-        probabilities, coverage, explain = model.predict_and_explain(texts)
+        probabilities, coverage, explain = model.predict_and_explain(model_texts, normalised)
         top = [model.labels[i] for i in np.argsort(-probabilities, axis=1)[:, 0]]
         explanations = ["、".join(terms) for terms in explain(top)]
     else:
@@ -154,6 +188,9 @@ def score_texts(model: CauseModel, texts) -> pd.DataFrame:
     scores = pd.DataFrame(probabilities, columns=[f"p_{label}" for label in model.labels])
     scores["coverage"] = coverage if coverage is not None else np.nan
     scores["explanation"] = explanations
+    if work is not None:
+        scores["text_masked"] = masked
+        scores["text_triggers"] = [work.escalator.clean_text_triggers(text) for text in clean]
     return scores
 
 
@@ -164,30 +201,39 @@ def decide_batch(model: CauseModel, scores: pd.DataFrame) -> pd.DataFrame:
     coverage = None if scores["coverage"].isna().all() else scores["coverage"].to_numpy(dtype=float)
     decided = decide(probabilities, model.labels, model.policy, coverage)
     decided["explanation"] = scores["explanation"].tolist()
+    for column in TEXT_WORK_COLUMNS.intersection(scores.columns):
+        decided[column] = scores[column].tolist()
     return decided
+
+
+TEXT_WORK_COLUMNS = {"text_masked", "text_triggers"}
 
 
 _worker_model: CauseModel | None = None
 
 
-def _init_worker(model: CauseModel) -> None:
-    global _worker_model  # one model per worker process, set once by the pool initialiser
-    _worker_model = model
+_worker_work: TextWork | None = None
+
+
+def _init_worker(model: CauseModel, work: TextWork | None = None) -> None:
+    global _worker_model, _worker_work  # one model per worker process, set once by the pool initialiser
+    _worker_model, _worker_work = model, work
     die_with_parent()
 
 
 def _score_in_worker(texts: list[str]) -> pd.DataFrame:
-    return score_texts(_worker_model, texts)
+    return score_texts(_worker_model, texts, _worker_work)
 
 
 class ParallelClassifier:
     """Classifies large batches across worker processes; each worker segments, vectorises and scores its
-    own slice and returns only the small score frame; the batch is decided here, whole. Use as a context
-    manager."""
+    own slice and returns only the small score frame; the batch is decided here, whole. ``work``: the batch
+    path's per-text work, done next to the model. Use as a context manager."""
 
-    def __init__(self, model: CauseModel, workers: int):
+    def __init__(self, model: CauseModel, workers: int, work: TextWork | None = None):
         self.model = model
         self.workers = workers
+        self.work = work
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self):
@@ -200,11 +246,11 @@ class ParallelClassifier:
     def classify(self, texts) -> pd.DataFrame:
         texts = list(texts)
         if self.workers <= 1 or len(texts) < PARALLEL_MIN_ROWS:
-            return classify_texts(self.model, texts)
+            return classify_texts(self.model, texts, self.work)
         if self._pool is None:
             # forkserver: a fork of this multi-threaded process (Prefect's threads) can copy a held lock and hang
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
-                                             initializer=_init_worker, initargs=(self.model,))
+                                             initializer=_init_worker, initargs=(self.model, self.work))
         slices = [list(s) for s in np.array_split(np.array(texts, dtype=object), self.workers) if len(s)]
         return decide_batch(self.model, pd.concat(list(self._pool.map(_score_in_worker, slices)), ignore_index=True))
 

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import ConfigError
-from pipeline.model.classify import (CauseModel, ParallelClassifier, classify_texts, decide_batch, load_model,
-                                     score_texts)
+from pipeline.model.classify import (CauseModel, ParallelClassifier, TextWork, classify_texts, decide_batch,
+                                     load_model, score_texts)
 from pipeline.model.registry import MODEL_FILE, ModelIntegrityError, file_sha256
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -87,18 +87,19 @@ def _load_checked(spec: ModelSpec) -> CauseModel:
     return load_model(spec)  # the trusted_models check runs here as well, before anything is unpickled
 
 
-def score_slice(spec: ModelSpec, texts: list[str]) -> pd.DataFrame:
-    """Runs on a worker: one slice of a batch scored by the worker's copy of the model."""
-    return score_texts(model_on_worker(spec), texts)
+def score_slice(spec: ModelSpec, texts: list[str], work: TextWork | None = None) -> pd.DataFrame:
+    """Runs on a worker: one slice of a batch scored by the worker's copy of the model (and ``work`` done)."""
+    return score_texts(model_on_worker(spec), texts, work)
 
 
 class ClusterClassifier:
     """Classifies each batch on the Dask cluster at ``address``. Use as a context manager."""
 
-    def __init__(self, model: CauseModel, spec: ModelSpec, address: str):
+    def __init__(self, model: CauseModel, spec: ModelSpec, address: str, work: TextWork | None = None):
         self.model = model
         self.spec = spec
         self.address = address
+        self.work = work
         self._client = None
 
     def __enter__(self):
@@ -137,20 +138,20 @@ class ClusterClassifier:
     def classify(self, texts) -> pd.DataFrame:
         texts = list(texts)
         if not texts:
-            return classify_texts(self.model, texts)
+            return classify_texts(self.model, texts, self.work)
         client = self._connected()
         slices = [list(s) for s in np.array_split(np.array(texts, dtype=object), self._threads()) if len(s)]
         # pure=False: no hashing of the texts for a task key; every slice is its own task
-        futures = [client.submit(score_slice, self.spec, part, pure=False) for part in slices]
+        futures = [client.submit(score_slice, self.spec, part, self.work, pure=False) for part in slices]
         return decide_batch(self.model, pd.concat(client.gather(futures), ignore_index=True))
 
 
 Classifier = ParallelClassifier | ClusterClassifier
 
 
-def open_classifier(settings, model: CauseModel) -> Classifier:
+def open_classifier(settings, model: CauseModel, work: TextWork | None = None) -> Classifier:
     """The run's classifier: the Dask cluster's workers when ``settings.cluster`` names one, else worker
-    processes on this machine."""
+    processes on this machine; ``work`` done next to the model on either."""
     if settings.cluster:
-        return ClusterClassifier(model, ModelSpec.of(settings, model), settings.cluster)
-    return ParallelClassifier(model, settings.worker_count)
+        return ClusterClassifier(model, ModelSpec.of(settings, model), settings.cluster, work)
+    return ParallelClassifier(model, settings.worker_count, work)

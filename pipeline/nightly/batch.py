@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from pipeline.storage import store
 from pipeline.config import Settings, WebhookTarget
 from pipeline.delivery.outbox import outbox_entries
-from pipeline.routing.escalation import CustomerHistory, Escalator, as_customer_key, complaint_time, escalate, with_batch
+from pipeline.routing.escalation import CustomerHistory, Escalator, as_customer_key, escalate, with_batch
 from pipeline.ingest.sources import RawChunk, map_columns
 from pipeline.text.normalise import mask_pii
 from pipeline.text.privacy import Privacy
@@ -31,7 +31,7 @@ from pipeline.routing.router import Router
 from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
 from pipeline.tickets.build import build_ticket
 from pipeline.ingest.validate import QuarantineTally, validate_rows
-from pipeline.model.classify import CauseModel
+from pipeline.model.classify import CauseModel, TextWork
 from pipeline.model.cluster import open_classifier
 from pipeline.nightly.progress import RunProgress
 from pipeline.nightly.stored import split_stored
@@ -150,51 +150,67 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
 
     ``customer_history``: stored complaints of the batch's customers (``Escalator.history_needed`` says
     which); the batch's own earlier complaints count as well. ``webhooks``: queues whose tickets also get
-    a webhook delivery. ``keep_raw_text``: store the unmasked text too (``Settings.keep_raw_rows``)."""
+    a webhook delivery. ``keep_raw_text``: store the unmasked text too (``Settings.keep_raw_rows``).
+
+    Read column by column, each distinct route decided once. The masked texts and the escalation term rules
+    come with the predictions when the worker processes did them (``TextWork``), else they are done here:
+    the main process, which competes with the workers for the cores, does as little per row as it can."""
+    ids, texts, channels = rows["complaint_id"].tolist(), rows["text"].tolist(), rows["channel"].tolist()
+    metadata = rows["metadata"].tolist()
+    masked = (predictions["text_masked"].tolist() if "text_masked" in predictions
+              else [mask_pii(text) for text in texts])
+    found = predictions["text_triggers"].tolist() if "text_triggers" in predictions else [None] * len(ids)
+    created = [None if pd.isna(at) else at for at in pd.to_datetime(rows["created_at"]).dt.to_pydatetime().tolist()]
+    times = [now if at is None else at for at in created]  # escalation.complaint_time
+    customer_keys = ([as_customer_key(key) for key in rows["customer_key"]] if "customer_key" in rows
+                     else [None] * len(ids))
+    history = with_batch(customer_history or {}, list(zip(customer_keys, times, ids)))
+    labels = [c.removeprefix("p_") for c in predictions.columns if c.startswith("p_")]
+    probabilities = [dict(zip(labels, values)) for values in
+                     predictions[[f"p_{label}" for label in labels]].to_numpy(dtype=float).tolist()]
+    causes, needs_review = predictions["cause"].tolist(), predictions["needs_review"].astype(bool).tolist()
+    confidences = predictions["confidence"].astype(float).tolist()
+    secondary, explanations = predictions["secondary_causes"].tolist(), predictions["explanation"].tolist()
+    unfamiliar = (predictions["unfamiliar"].astype(bool).tolist() if "unfamiliar" in predictions
+                  else [False] * len(ids))
+    coverage = (predictions["coverage"].astype(float).tolist() if "coverage" in predictions
+                else [np.nan] * len(ids))
+    routes = router.route_many(causes, needs_review,
+                               [{"channel": channel or "", **fields} for channel, fields in zip(channels, metadata)])
+    source, source_row = rows["source"].tolist(), rows["source_row"].astype(int).tolist()
+    hashes, truncated = rows["content_hash"].tolist(), rows["text_truncated"].astype(bool).tolist()
     complaint_rows, prediction_rows, ticket_rows, outbox_rows = [], [], [], []
-    probability_columns = [c for c in predictions.columns if c.startswith("p_")]
-    records = rows.to_dict("records")
-    times = [complaint_time(row["created_at"], now) for row in records]
-    customer_keys = [as_customer_key(row.get("customer_key")) for row in records]
-    history = with_batch(customer_history or {},
-                         [(key, at, row["complaint_id"]) for row, key, at in zip(records, customer_keys, times)])
-    for row, customer_key, at, prediction in zip(records, customer_keys, times, predictions.to_dict("records")):
-        created_at = row["created_at"] if pd.notna(row["created_at"]) else None
-        masked = mask_pii(row["text"])
+    for i, complaint_id in enumerate(ids):
         complaint = {
-            "complaint_id": row["complaint_id"], "text_raw": row["text"] if keep_raw_text else masked,
-            "text_masked": masked,
-            "content_hash": row["content_hash"], "created_at": created_at, "channel": row["channel"],
-            "customer_key": customer_key,
-            "metadata_json": json.dumps(row["metadata"], ensure_ascii=False), "source": row["source"],
-            "source_row": int(row["source_row"]), "text_truncated": bool(row["text_truncated"]),
-            "run_id": run_id, "ingested_at": now,
+            "complaint_id": complaint_id, "text_raw": texts[i] if keep_raw_text else masked[i],
+            "text_masked": masked[i], "content_hash": hashes[i], "created_at": created[i], "channel": channels[i],
+            "customer_key": customer_keys[i], "metadata_json": _as_json(metadata[i]), "source": source[i],
+            "source_row": source_row[i], "text_truncated": truncated[i], "run_id": run_id, "ingested_at": now,
         }
-        probabilities = {c.removeprefix("p_"): float(prediction[c]) for c in probability_columns}
         complaint_rows.append(complaint)
+        prediction = {"cause": causes[i], "confidence": confidences[i], "needs_review": needs_review[i],
+                      "secondary_causes": secondary[i], "explanation": explanations[i]}
         prediction_rows.append({
-            "complaint_id": row["complaint_id"], "model_version": model_version, "cause": prediction["cause"],
-            "confidence": float(prediction["confidence"]), "needs_review": bool(prediction["needs_review"]),
-            "secondary_causes": prediction["secondary_causes"],
-            "probabilities_json": json.dumps(probabilities), "explanation": prediction["explanation"],
-            "unfamiliar": bool(prediction.get("unfamiliar", False)),
-            "coverage": None if pd.isna(prediction.get("coverage", np.nan)) else float(prediction["coverage"]),
-            "run_id": run_id, "predicted_at": now,
+            "complaint_id": complaint_id, "model_version": model_version, **prediction,
+            "probabilities_json": json.dumps(probabilities[i]), "unfamiliar": unfamiliar[i],
+            "coverage": None if np.isnan(coverage[i]) else coverage[i], "run_id": run_id, "predicted_at": now,
         })
-        fields = {"channel": row["channel"] or "", **row["metadata"]}
-        decision = router.route_for_cause(prediction["cause"], bool(prediction["needs_review"]), fields)
-        triggers = escalator.triggers_for(text=row["text"], complaint_id=row["complaint_id"],
-                                          customer_key=customer_key, at=at, history=history,
-                                          masked=masked) if escalator else []
-        ticket = build_ticket(complaint=complaint, prediction=prediction, decision=escalate(decision, triggers),
-                              model_version=model_version, probabilities=probabilities,
+        triggers = escalator.triggers_for(text=texts[i], complaint_id=complaint_id, customer_key=customer_keys[i],
+                                          at=times[i], history=history, masked=masked[i],
+                                          text_triggers=found[i]) if escalator else []
+        ticket = build_ticket(complaint=complaint, prediction=prediction, decision=escalate(routes[i], triggers),
+                              model_version=model_version, probabilities=probabilities[i],
                               escalation_reasons=[t.describe() for t in triggers],
                               escalation_steps=[step for t in triggers for step in t.steps],
-                              created_at=now, run_id=run_id, clock=router.sla_clock)
+                              created_at=now, run_id=run_id, clock=router.sla_clock,
+                              received_at=min(times[i], now))  # tickets.sla.clock_start
         ticket_rows.append(ticket)
         outbox_rows.extend(outbox_entries(ticket, webhooks or {}, now))
     return {"complaint_rows": complaint_rows, "prediction_rows": prediction_rows,
             "ticket_rows": ticket_rows, "outbox_rows": outbox_rows}
+
+
+_as_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False) without an encoder per call
 
 
 def store_batch(engine, batch: PreparedBatch, records: dict[str, list[dict]], *, run_id: str,
@@ -244,7 +260,8 @@ class BatchRun:
         self.quarantine_file, self.clock = quarantine_file, clock
         self.after_batch, self.progress = after_batch, progress
         self.counts, self.tally, self.seen_ids = RunCounts(), QuarantineTally(), set()
-        self._classifier = open_classifier(settings, model)  # the local pool, or the cluster's workers
+        # the local pool, or the cluster's workers; they mask each text and find its escalation words too
+        self._classifier = open_classifier(settings, model, self._text_work())
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="classify-ahead")  # waits on the workers
 
     def __enter__(self) -> "BatchRun":
@@ -273,9 +290,14 @@ class BatchRun:
     def _stored_hashes(self, complaint_ids: list[str]) -> dict[str, str]:
         return _retrying(lambda: store.stored_hashes(self.engine, complaint_ids), LOOKUP_RETRIES, self.engine)
 
+    def _text_work(self) -> TextWork | None:
+        return TextWork(self.escalator, self.settings.max_text_chars)
+
     def start_classifying(self, batch: PreparedBatch) -> ClassifyingBatch:
-        texts = batch.new_rows["text"].str.slice(0, self.settings.max_text_chars).tolist()
-        return ClassifyingBatch(batch, self._ahead.submit(self._classifier.classify, texts))
+        texts = batch.new_rows["text"]
+        if self._classifier.work is None:  # else the texts go whole: they are masked and searched whole
+            texts = texts.str.slice(0, self.settings.max_text_chars)
+        return ClassifyingBatch(batch, self._ahead.submit(self._classifier.classify, texts.tolist()))
 
     def store(self, classifying: ClassifyingBatch) -> dict[str, list[dict]]:
         """Wait for the batch's predictions, route and escalate, write everything in one transaction."""
@@ -314,12 +336,15 @@ class FileBatchRun(BatchRun):
     def _stored_hashes(self, complaint_ids: list[str]) -> dict[str, str]:
         return {}  # nothing is stored, so nothing is already there
 
+    def _text_work(self) -> None:
+        return None  # nothing is stored or escalated: the texts need only their causes
+
     def store(self, classifying: ClassifyingBatch) -> None:
         batch, decided = classifying.prepared, classifying.predictions.result()
         rows = batch.new_rows
-        routes = [self.router.route_for_cause(cause, needs_review, {"channel": channel or "", **metadata})
-                  for cause, needs_review, channel, metadata in
-                  zip(decided["cause"], decided["needs_review"], rows["channel"], rows["metadata"])]
+        routes = self.router.route_many(decided["cause"].tolist(), decided["needs_review"].astype(bool).tolist(),
+                                        [{"channel": channel or "", **metadata}
+                                         for channel, metadata in zip(rows["channel"], rows["metadata"])])
         decided["id"] = rows["complaint_id"].to_numpy()
         decided["remedy"] = [route.remedy.code for route in routes]
         decided["queue"] = [route.queue for route in routes]

@@ -195,7 +195,10 @@ class Escalator:
 
     def text_triggers(self, text: str, masked: str | None = None) -> list[Trigger]:
         """``masked``: ``mask_pii(text)``, when the caller has it already."""
-        clean = normalise_text(text, masked)
+        return self.clean_text_triggers(normalise_text(text, masked))
+
+    def clean_text_triggers(self, clean: str) -> list[Trigger]:
+        """The term rules that fire on a text already through ``normalise_text`` (the model's clean-up)."""
         triggers = []
         for rule, words, ignore in self._matchers:
             searched = ignore.sub(" ", clean) if ignore else clean
@@ -227,8 +230,10 @@ class Escalator:
         return keys, earliest - self.repeat_window
 
     def triggers_for(self, *, text: str, complaint_id: str, customer_key: str | None, at: datetime,
-                     history: CustomerHistory, masked: str | None = None) -> list[Trigger]:
-        triggers = self.text_triggers(text, masked)
+                     history: CustomerHistory, masked: str | None = None,
+                     text_triggers: list[Trigger] | None = None) -> list[Trigger]:
+        """``text_triggers``: ``text_triggers(text)``, when the caller has them already (worker processes)."""
+        triggers = list(self.text_triggers(text, masked) if text_triggers is None else text_triggers)
         if customer_key and self.rules.repeat:
             earlier = count_earlier(history.get(customer_key, []), at=at, complaint_id=complaint_id,
                                     window=self.repeat_window)

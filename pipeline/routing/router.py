@@ -115,6 +115,20 @@ class Router:
     def from_settings(cls, settings) -> "Router":
         return cls.from_files(settings.routing_path, settings.remedies_path, settings.timezone)
 
+    def route_many(self, causes: list[str], needs_review: list[bool], fields: list[dict]) -> list[RoutingDecision]:
+        """``route_for_cause`` of each row, each distinct (cause, review, fields the overrides match on)
+        decided once: a batch of thousands has a few dozen."""
+        keys = sorted({key for override in self.rules.overrides for key in override.match})
+        decided: dict[tuple, RoutingDecision] = {}
+        routes = []
+        for cause, review, row_fields in zip(causes, needs_review, fields):
+            key = (cause, review, *(str(row_fields.get(k, "")) for k in keys))
+            route = decided.get(key)
+            if route is None:
+                route = decided[key] = self.route_for_cause(cause, review, row_fields)
+            routes.append(route)
+        return routes
+
     def route_for_cause(self, cause: str, needs_review: bool = False, fields: dict | None = None) -> RoutingDecision:
         """Route one prediction. A label with no route (a custom model's own category) takes the fallback
         route and the review remedy, so every label a model can emit lands somewhere."""

@@ -10,6 +10,7 @@ from pipeline.routing.router import RoutingDecision
 from pipeline.tickets.sla import SlaClock, SlaRules, clock_start
 
 OPEN = "open"
+_as_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False) without an encoder per call
 
 
 def ticket_id_for(complaint_id: str) -> str:
@@ -18,13 +19,16 @@ def ticket_id_for(complaint_id: str) -> str:
 
 def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision, model_version: str,
                  probabilities: dict[str, float], escalation_reasons: list[str], created_at: datetime,
-                 run_id: str, escalation_steps: list[str] | None = None, clock: SlaClock | None = None) -> dict:
+                 run_id: str, escalation_steps: list[str] | None = None, clock: SlaClock | None = None,
+                 received_at: datetime | None = None) -> dict:
     """A ticket row; ``payload`` is what receivers (files, webhooks) get. ``decision`` is the route after
     escalation; ``escalation_steps`` are the fired rules' extra immediate actions. The deadlines run from
     the complaint's own time on ``clock`` (around the clock without one). The row's times are UTC like
-    every stored time; the payload shows them in the clock's time zone with the offset."""
+    every stored time; the payload shows them in the clock's time zone with the offset. ``received_at``:
+    ``clock_start`` of the complaint's time, when the caller has it already."""
     ticket_id = ticket_id_for(complaint["complaint_id"])
-    received_at = clock_start(complaint.get("created_at"), created_at)
+    if received_at is None:
+        received_at = clock_start(complaint.get("created_at"), created_at)
     clock = clock or SlaClock(SlaRules(), "UTC")
     zone = clock.zone.key
     deadlines = clock.deadlines(received_at, decision.queue, decision.priority, decision.sla_hours)
@@ -57,9 +61,9 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
     return {
         "ticket_id": ticket_id, "complaint_id": complaint["complaint_id"], "cause": prediction["cause"],
         "remedy_code": decision.remedy.code, "queue": decision.queue, "priority": decision.priority,
-        "due_at": due_at, "escalation_reasons": json.dumps(escalation_reasons, ensure_ascii=False),
+        "due_at": due_at, "escalation_reasons": _as_json(escalation_reasons),
         "model_version": model_version, "status": OPEN,
-        "payload_json": json.dumps(payload, ensure_ascii=False), "run_id": run_id, "created_at": created_at,
+        "payload_json": _as_json(payload), "run_id": run_id, "created_at": created_at,
         "received_at": received_at, "acknowledge_due_at": deadlines["acknowledge_due_at"], "reopened_count": 0,
     }
 
