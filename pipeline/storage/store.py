@@ -171,11 +171,35 @@ def write_batch(engine: sa.Engine, *, complaint_rows: list[dict], prediction_row
                 run_id: str, counts: dict) -> None:
     """One transaction: the batch's complaints, predictions, tickets, outbox entries, quarantined rows and
     the run's running counts land together or not at all."""
+    insert = _insert_rows if engine.dialect.name == "sqlite" else insert_new
     with engine.begin() as conn:
         for table, rows in ((complaints, complaint_rows), (predictions, prediction_rows), (tickets, ticket_rows),
                             (outbox, outbox_rows), (quarantine, quarantine_rows)):
-            insert_new(conn, table, rows)
+            insert(conn, table, rows)
         conn.execute(runs.update().where(runs.c.run_id == run_id).values(**counts))
+
+
+def _insert_rows(conn: sa.Connection, table: sa.Table, records: list[dict]) -> None:
+    """``insert_new`` as one prepared ``insert … on conflict do nothing`` run over plain tuples (SQLite): the
+    same values SQLAlchemy would bind — its own type conversions, each distinct value converted once — without
+    its per-row parameter processing, which cost more than SQLite's insert itself."""
+    if not records:
+        return
+    keys = list(records[0])  # every record of a batch has the same keys
+    if any(column.default is not None and column.key not in keys for column in table.c):
+        return insert_new(conn, table, records)  # a Python-side default to fill in: SQLAlchemy's way
+    statement = insert_or_ignore(conn, table).compile(dialect=conn.dialect, column_keys=keys)
+    columns = list(statement.positiontup)  # the order of the statement's ? marks
+    values = [[record[column] for record in records] for column in columns]  # column by column
+    for position, column in enumerate(columns):
+        convert = table.c[column].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        if convert is not None:
+            converted: dict = {None: None}
+            for value in values[position]:
+                if value not in converted:
+                    converted[value] = convert(value)
+            values[position] = list(map(converted.__getitem__, values[position]))
+    conn.exec_driver_sql(statement.string, list(zip(*values)))
 
 
 
