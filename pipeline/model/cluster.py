@@ -3,8 +3,8 @@
 
 Each batch goes to the cluster's workers in slices, one per worker thread. A worker loads the model once,
 from the same path as this process, after checking that its file has the sha256 this run loaded and that
-the settings trust it; it then segments, vectorises and scores its slices and sends back only the score
-frames. The batch is decided here, whole, as in one process (its unfamiliar-share rule looks at every text
+the settings trust it; it then segments, vectorises and scores its slices (and does the batch path's
+``TextWork``: each text masked, its escalation words found) and sends back only the score frames. The batch is decided here, whole, as in one process (its unfamiliar-share rule looks at every text
 of the batch). Everything else (routing, the run lease, writes, the outbox) stays in the flow's process, the one
 writer. A worker that dies mid-batch loses nothing: the scheduler still holds its slices (their texts are
 in the tasks) and runs them again on another worker; the batch is assembled here from exactly one score
