@@ -29,7 +29,7 @@ from pipeline.text.normalise import mask_pii
 from pipeline.text.privacy import Privacy
 from pipeline.routing.router import Router
 from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
-from pipeline.tickets.build import build_ticket
+from pipeline.tickets.build import as_json, build_ticket
 from pipeline.ingest.validate import QuarantineTally, validate_rows
 from pipeline.model.classify import CauseModel, TextWork
 from pipeline.model.cluster import open_classifier
@@ -184,7 +184,7 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
         complaint = {
             "complaint_id": complaint_id, "text_raw": texts[i] if keep_raw_text else masked[i],
             "text_masked": masked[i], "content_hash": hashes[i], "created_at": created[i], "channel": channels[i],
-            "customer_key": customer_keys[i], "metadata_json": _as_json(metadata[i]), "source": source[i],
+            "customer_key": customer_keys[i], "metadata_json": as_json(metadata[i]), "source": source[i],
             "source_row": source_row[i], "text_truncated": truncated[i], "run_id": run_id, "ingested_at": now,
         }
         complaint_rows.append(complaint)
@@ -208,9 +208,6 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
         outbox_rows.extend(outbox_entries(ticket, webhooks or {}, now))
     return {"complaint_rows": complaint_rows, "prediction_rows": prediction_rows,
             "ticket_rows": ticket_rows, "outbox_rows": outbox_rows}
-
-
-_as_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False) without an encoder per call
 
 
 def store_batch(engine, batch: PreparedBatch, records: dict[str, list[dict]], *, run_id: str,

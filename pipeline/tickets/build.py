@@ -10,7 +10,7 @@ from pipeline.routing.router import RoutingDecision
 from pipeline.tickets.sla import SlaClock, SlaRules, clock_start
 
 OPEN = "open"
-_as_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False) without an encoder per call
+as_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False) without an encoder per call
 
 
 def ticket_id_for(complaint_id: str) -> str:
@@ -61,9 +61,9 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
     return {
         "ticket_id": ticket_id, "complaint_id": complaint["complaint_id"], "cause": prediction["cause"],
         "remedy_code": decision.remedy.code, "queue": decision.queue, "priority": decision.priority,
-        "due_at": due_at, "escalation_reasons": _as_json(escalation_reasons),
+        "due_at": due_at, "escalation_reasons": as_json(escalation_reasons),
         "model_version": model_version, "status": OPEN,
-        "payload_json": _as_json(payload), "run_id": run_id, "created_at": created_at,
+        "payload_json": as_json(payload), "run_id": run_id, "created_at": created_at,
         "received_at": received_at, "acknowledge_due_at": deadlines["acknowledge_due_at"], "reopened_count": 0,
     }
 
