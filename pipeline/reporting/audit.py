@@ -146,12 +146,27 @@ def adjusted_shares(window_predictions: pd.Series, audit: pd.DataFrame, *, drawn
     """Raw and adjusted shares of each cause among the window's service failures, with a 95% bootstrap
     interval for the adjusted one. ``window_predictions``: the model's cause for every complaint of the
     window; ``audit``: ``predicted_cause`` and ``label`` of audited complaints. None without enough labels."""
-    if len(audit) < MIN_AUDIT_LABELS or window_predictions.empty:
+    window = pd.DataFrame({"cause": window_predictions.to_numpy(),
+                           "model_version": None if window_versions is None else window_versions.to_numpy()})
+    counted = window.groupby(["cause", "model_version"], dropna=False).size().rename("n").reset_index()
+    return adjusted_shares_of_counts(counted, audit, drawn=drawn, replicates=replicates, seed=seed,
+                                     versions_known=window_versions is not None)
+
+
+def adjusted_shares_of_counts(window: pd.DataFrame, audit: pd.DataFrame, *, drawn: int | None = None,
+                              replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0,
+                              versions_known: bool = True) -> AdjustedShares | None:
+    """``adjusted_shares`` from the window's complaints counted (``n``) per model ``cause`` and
+    ``model_version``, as the trend report reads them."""
+    window = window[window["n"] > 0]
+    if len(audit) < MIN_AUDIT_LABELS or window.empty:
         return None
-    labels = sorted(set(window_predictions) | set(audit["predicted_cause"]) | set(audit["label"]))
+    causes = window["cause"].astype(object)
+    labels = sorted(set(causes) | set(audit["predicted_cause"]) | set(audit["label"]))
     index = {label: i for i, label in enumerate(labels)}
     k, none_index = len(labels), index.get(NONE_LABEL)
-    window_counts = np.bincount(window_predictions.map(index).to_numpy(), minlength=k).astype(float)
+    window_counts = np.bincount(causes.map(index).to_numpy(), weights=window["n"].to_numpy(dtype=float),
+                                minlength=k)
     n = window_counts.sum()
     predicted = audit["predicted_cause"].map(index).to_numpy()
     truth = audit["label"].map(index).to_numpy()
@@ -172,8 +187,8 @@ def adjusted_shares(window_predictions: pd.Series, audit: pd.DataFrame, *, drawn
     table = pd.DataFrame({"cause": causes, "raw_share": _among_failures(weights, none_index),
                           "adjusted_share": _among_failures(point, none_index), "ci_low": low, "ci_high": high})
     versions = tuple(sorted(set(audit["model_version"]))) if "model_version" in audit else ()
-    window_model_share = (float(window_versions.isin(versions).mean())
-                          if window_versions is not None and versions else 1.0)
+    window_model_share = (float(window.loc[window["model_version"].isin(versions), "n"].sum() / n)
+                          if versions_known and versions else 1.0)
     return AdjustedShares(table=table, audit_labels=len(audit), audit_drawn=drawn or len(audit),
                           unaudited_share=float(weights[unaudited].sum()), model_versions=versions,
                           window_model_share=window_model_share)

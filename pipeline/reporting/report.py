@@ -32,6 +32,7 @@ from pipeline.reporting.language import Language, language
 from pipeline.reporting.markdown_report import artifact_table, markdown_text, render_markdown
 from pipeline.reporting.recovery import Recovery
 from pipeline.reporting.tables import where
+from pipeline.reporting.trend_inputs import read_trend_inputs
 from pipeline.reporting.trends import Trends
 from pipeline.reporting.workbook import write_workbook
 from pipeline.storage import store
@@ -62,24 +63,26 @@ class TrendReport:
 def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetime | None = None,
                  until: date | datetime | None = None, period: str | None = None,
                  split_by: str | None = None, report_language: str | None = None) -> TrendReport | None:
-    """Read the store and aggregate; None when no complaint has been classified yet."""
+    """Read the store, aggregated by the database, and finish the figures; None when no complaint has been
+    classified yet."""
     rule = settings.trends
     earliest, latest = store.complaint_time_range(engine, settings.timezone)
     window = trends.default_window(earliest, latest, period or rule.period, rule.window_days, since, until)
     if window is None:
         return None
-    rows = store.read_trend_rows(engine, window.start, window.end + pd.Timedelta(days=1), settings.timezone)
-    result = trends.build_trends(rows, window, rule, period=period, split_by=split_by)
+    period = trends.checked_period(period, rule)
+    inputs = read_trend_inputs(engine, window, period, settings.timezone, split_by=split_by or rule.split_by,
+                               examples=rule.examples_per_cause)
+    result = trends.trends_of(inputs, window, rule, period=period, split_by=split_by)
     quoted = result.examples["complaint_id"].tolist() + result.alert_examples["complaint_id"].tolist()
     texts = store.read_masked_texts(engine, quoted)
     now = store.utcnow()
     tickets = recovery_figures.read_recovery_rows(engine, window.start, window.end + pd.Timedelta(days=1), now=now,
                                                   timezone=settings.timezone)
     recovery = recovery_figures.build_recovery(tickets, now, settings.timezone)
-    latest_predictions = trends.latest_predictions(rows)
     drawn, _ = audit_figures.audit_counts(engine)
-    shares = audit_figures.adjusted_shares(latest_predictions["cause"].astype(object), audit_figures.audit_labels(engine),
-                                          drawn=drawn, window_versions=latest_predictions["model_version"].astype(object))
+    by_model = inputs.cells.rename(columns={"cause": "effective_cause", "model_cause": "cause"})
+    shares = audit_figures.adjusted_shares_of_counts(by_model, audit_figures.audit_labels(engine), drawn=drawn)
     return TrendReport(result, texts, datetime.now().replace(microsecond=0), recovery, shares, drawn,
                        report_language or rule.language, settings.timezone)
 

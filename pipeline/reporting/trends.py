@@ -1,5 +1,8 @@
 """Cause trends over stored predictions: counts and shares per period, splits, changes, terms, examples,
-and the spike alerts of ``spikes``. Pure functions over the DataFrame ``store.read_trend_rows`` returns.
+and the spike alerts of ``spikes``. Pure functions over ``TrendInputs`` (``trend_inputs``): complaints
+counted per period and kind, the explanations counted per period and cause, and the latest period's
+candidate examples — aggregated by the database for the report (``read_trend_inputs``), or from the
+per-complaint rows of ``store.read_trend_rows`` (``build_trends``).
 
 A complaint counts once, in the period of its time (``created_at``, or ``ingested_at`` when the source
 gave no date), under its cause: the latest review's label when a person reviewed it, otherwise the
@@ -126,13 +129,14 @@ def default_window(earliest: datetime | date | None, latest: datetime | date | N
     return Window(start, end)
 
 
-def split_values(frame: pd.DataFrame, column: str) -> pd.Series:
-    """The group of each complaint for a split column: ``channel`` or any key of the complaints' metadata."""
+def split_values(frame: pd.DataFrame, column: str, *, known: bool = False) -> pd.Series:
+    """The group of each complaint for a split column: ``channel`` or any key of the complaints' metadata
+    (``known``: checked already on the whole window, so these rows may all lack it)."""
     if column == "channel":
         return frame["channel"].astype(object)
     parsed = {text: json.loads(text) if text else {} for text in frame["metadata_json"].dropna().unique()}
     keys = sorted({key for metadata in parsed.values() for key in metadata})
-    if column not in keys and len(frame):
+    if column not in keys and len(frame) and not known:
         raise TrendError(f"cannot split by {column!r}: the complaints have channel and the metadata columns "
                          f"{keys or '(none)'}; pass one of them to --by")
     group_of = {text: _group_name(metadata.get(column)) for text, metadata in parsed.items()}
@@ -160,17 +164,18 @@ def exposure_days(periods: pd.PeriodIndex, window: Window) -> np.ndarray:
     return ((ends - starts) / np.timedelta64(1, "D")).astype(int) + 1
 
 
-def cause_counts(frame: pd.DataFrame, window: Window, period: str, causes: list[str],
+def cause_counts(cells: pd.DataFrame, window: Window, period: str, causes: list[str],
                  groups: pd.Series | None = None, scope: str = OVERALL) -> pd.DataFrame:
     """Count, total and share of every cause in every period of the window (zeros included) per group,
-    with the change against the previous period: ``count_change`` and ``share_change`` (share points)."""
+    with the change against the previous period: ``count_change`` and ``share_change`` (share points).
+    ``cells``: complaints counted (``n``) per period, cause and kind."""
     periods = periods_of(window, period)
-    group = groups if groups is not None else pd.Series(OVERALL, index=frame.index)
-    keyed = pd.DataFrame({"period": frame["at"].dt.to_period(PERIOD_FREQUENCIES[period]),
-                          "group": group.reindex(frame.index), "cause": frame["cause"]})
+    group = groups if groups is not None else pd.Series(OVERALL, index=cells.index)
+    keyed = pd.DataFrame({"period": cells["period"], "group": group.reindex(cells.index), "cause": cells["cause"],
+                          "n": cells["n"]})
     group_names = sorted(keyed["group"].unique()) or [OVERALL]
     grid = pd.MultiIndex.from_product([group_names, causes, periods], names=["group", "cause", "period"])
-    counts = (keyed.groupby(["group", "cause", "period"]).size().reindex(grid, fill_value=0)
+    counts = (keyed.groupby(["group", "cause", "period"], observed=True)["n"].sum().reindex(grid, fill_value=0)
               .rename("count").reset_index())
     totals = counts.groupby(["group", "period"])["count"].transform("sum")
     counts["total"] = totals
@@ -186,22 +191,19 @@ def cause_counts(frame: pd.DataFrame, window: Window, period: str, causes: list[
                    "prev_count", "count_change", "prev_share", "share_change"]]
 
 
-def cause_terms(frame: pd.DataFrame, period: str, top_n: int) -> pd.DataFrame:
+def cause_terms(explained: pd.DataFrame, cells: pd.DataFrame, top_n: int) -> pd.DataFrame:
     """Per period and cause, the explanation terms (the words that decided the cause) most often given,
-    with the share of the cause's complaints that had each."""
-    periods = frame["at"].dt.to_period(PERIOD_FREQUENCIES[period])
-    explained = frame["explanation"] != ""
-    # each distinct explanation split once, weighted by how often it occurs (value_counts listed every
-    # period × cause × explanation, seen or not), split and counted a slice at a time: memory stays flat
-    distinct = (pd.DataFrame({"period": periods[explained], "cause": frame.loc[explained, "cause"],
-                              "explanation": frame.loc[explained, "explanation"]})
-                .groupby(["period", "cause", "explanation"], observed=True).size().rename("weight").reset_index())
+    with the share of the cause's complaints that had each. ``explained``: period, cause, explanation and
+    how many complaints gave it (``n``); ``cells``: the service failures counted per period and cause."""
+    # each distinct explanation split once, weighted by how often it occurs, split and counted a slice at a
+    # time: memory stays flat
+    distinct = explained.rename(columns={"n": "weight"})
     counted = pd.concat([_term_counts(distinct.iloc[start:start + TERM_SLICE])
                          for start in range(0, max(len(distinct), 1), TERM_SLICE)])
     counted = counted.groupby(["period", "cause", "term"], observed=True)["count"].sum().reset_index()
     counted = counted.sort_values(["period", "cause", "count", "term"], ascending=[True, True, False, True])
     top = counted.groupby(["period", "cause"], observed=True).head(top_n)
-    cause_complaints = pd.DataFrame({"period": periods, "cause": frame["cause"]}).value_counts()
+    cause_complaints = cells.groupby(["period", "cause"], observed=True)["n"].sum()
     top = top.join(cause_complaints.rename("cause_complaints"), on=["period", "cause"])
     return top.assign(share=top["count"] / top["cause_complaints"]).reset_index(drop=True)
 
@@ -218,9 +220,9 @@ def _term_counts(distinct: pd.DataFrame) -> pd.DataFrame:
     return terms.groupby(["period", "cause", "term"], observed=True)["count"].sum().reset_index()
 
 
-def pick_examples(frame: pd.DataFrame, period_value: pd.Period, period: str, per_cause: int) -> pd.DataFrame:
+def pick_examples(candidates: pd.DataFrame, period_value: pd.Period, period: str, per_cause: int) -> pd.DataFrame:
     """A few complaints of each cause in one period: confident, not awaiting review, newest first."""
-    chosen = frame[frame["at"].dt.to_period(PERIOD_FREQUENCIES[period]) == period_value]
+    chosen = candidates[candidates["at"].dt.to_period(PERIOD_FREQUENCIES[period]) == period_value]
     chosen = chosen.sort_values(["needs_review", "confidence", "at", "complaint_id"],
                                 ascending=[True, False, False, True])
     return (chosen.groupby("cause", sort=False).head(per_cause)
@@ -242,33 +244,48 @@ def pick_alert_examples(frame: pd.DataFrame, alerts: pd.DataFrame, groups: pd.Se
     return pd.DataFrame(picked, columns=["alert", "complaint_id"])
 
 
-def backlog_counts(frame: pd.DataFrame, window: Window, period: str) -> pd.DataFrame:
+def backlog_counts(cells: pd.DataFrame, window: Window, period: str) -> pd.DataFrame:
     """Per period: texts labelled not-a-complaint (by the model or a person), and texts still waiting for a
     person (flagged for review or predicted none, not reviewed yet)."""
     periods = periods_of(window, period)
-    keyed = frame["at"].dt.to_period(PERIOD_FREQUENCIES[period])
-    waiting = (frame["needs_review"].astype(bool) | (frame["cause"] == NONE_LABEL)) & ~frame["reviewed"].astype(bool)
-    return pd.DataFrame({
-        "period": periods,
-        "not_complaints": (frame["cause"] == NONE_LABEL).groupby(keyed).sum().reindex(periods, fill_value=0).to_numpy(),
-        "awaiting_review": waiting.groupby(keyed).sum().reindex(periods, fill_value=0).to_numpy(),
-    })
+    none = cells["cause"].astype(object) == NONE_LABEL
+    waiting = (cells["needs_review"].astype(bool) | none) & ~cells["reviewed"].astype(bool)
+
+    def per_period(selected: pd.Series) -> np.ndarray:
+        return (cells["n"] * selected).groupby(cells["period"]).sum().reindex(periods, fill_value=0).to_numpy()
+
+    return pd.DataFrame({"period": periods, "not_complaints": per_period(none), "awaiting_review": per_period(waiting)})
 
 
-def heatmap(frame: pd.DataFrame, groups: pd.Series, causes: list[str]) -> pd.DataFrame:
+def heatmap(cells: pd.DataFrame, groups: pd.Series, causes: list[str]) -> pd.DataFrame:
     """group × cause complaint counts, groups by volume (largest first)."""
-    table = pd.crosstab(groups.rename("group"), frame["cause"]).reindex(columns=causes, fill_value=0)
+    table = (pd.crosstab(groups.rename("group"), cells["cause"], values=cells["n"], aggfunc="sum")
+             .reindex(columns=causes).fillna(0).astype(int))
     return table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+
+
+def checked_period(period: str | None, rule: TrendSettings) -> str:
+    period = period or rule.period
+    if period not in PERIOD_FREQUENCIES:
+        raise TrendError(f"period must be one of {sorted(PERIOD_FREQUENCIES)}, got {period!r}")
+    return period
 
 
 def build_trends(rows: pd.DataFrame, window: Window, rule: TrendSettings, *, period: str | None = None,
                  split_by: str | None = None) -> Trends:
-    """Everything the report shows, from the rows of ``store.read_trend_rows``."""
-    period = period or rule.period
+    """Everything the report shows, from the per-complaint rows of ``store.read_trend_rows``."""
+    from pipeline.reporting.trend_inputs import inputs_from_rows
+
+    period = checked_period(period, rule)
+    return trends_of(inputs_from_rows(rows, window, period), window, rule, period=period, split_by=split_by)
+
+
+def trends_of(inputs, window: Window, rule: TrendSettings, *, period: str | None = None,
+              split_by: str | None = None) -> Trends:
+    """Everything the report shows, from ``TrendInputs`` (read aggregated, or made from rows)."""
+    period = checked_period(period, rule)
     split_by = split_by or rule.split_by
-    if period not in PERIOD_FREQUENCIES:
-        raise TrendError(f"period must be one of {sorted(PERIOD_FREQUENCIES)}, got {period!r}")
-    texts = in_window(prepare_rows(rows), window)
+    texts = inputs.cells
     frame = texts[texts["cause"] != NONE_LABEL]
     frame = frame.assign(cause=frame["cause"].cat.remove_unused_categories())
     causes = ordered_causes(frame["cause"])
@@ -280,21 +297,23 @@ def build_trends(rows: pd.DataFrame, window: Window, rule: TrendSettings, *, per
     tests = spike_tests(counts, rule)
     current = window.end.to_period(PERIOD_FREQUENCIES[period])
     alerts = current_alerts(tests, current)
-    return Trends(period=period, split_by=split_by, window=window, causes=causes, complaints=len(frame),
+    candidates = inputs.candidates
+    return Trends(period=period, split_by=split_by, window=window, causes=causes, complaints=int(frame["n"].sum()),
                   counts=counts, tests=tests, alerts=alerts,
-                  terms=cause_terms(frame, period, rule.top_terms),
-                  examples=pick_examples(frame, current, period, rule.examples_per_cause),
-                  alert_examples=pick_alert_examples(frame, alerts, groups[split_by], period,
+                  terms=cause_terms(inputs.explained, frame, rule.top_terms),
+                  examples=pick_examples(candidates, current, period, rule.examples_per_cause),
+                  alert_examples=pick_alert_examples(candidates, alerts, split_values(candidates, split_by, known=True),
+                                                     period,
                                                      ALERT_EXAMPLES),
                   backlog=backlog_counts(texts, window, period),
                   heatmaps={column: heatmap(frame, values, causes) for column, values in groups.items()},
                   rule=rule, unfamiliar_share=unfamiliar_share(texts))
 
 
-def unfamiliar_share(frame: pd.DataFrame) -> float:
-    if "unfamiliar" not in frame.columns or frame.empty:
-        return 0.0
-    return float(frame["unfamiliar"].fillna(False).astype(bool).mean())
+def unfamiliar_share(cells: pd.DataFrame) -> float:
+    """Share of the window's texts the model judged unlike its training data."""
+    total = cells["n"].sum()
+    return float((cells["n"] * cells["unfamiliar"].astype(bool)).sum() / total) if total else 0.0
 
 
 def unfamiliar_warning(result: Trends) -> str | None:
