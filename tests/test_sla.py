@@ -224,3 +224,29 @@ def test_the_nightly_run_reports_what_breached_since_the_last_run(prefect_harnes
 
     second = nightly_flow(source=str(source), settings=settings)
     assert second["sla"]["breached_since_last_run"] == 0 and second["sla"]["breached_open"] == 1
+
+
+def test_the_sweep_counts_what_the_clock_lists_count_and_reads_only_what_it_writes(tmp_path, database_url, monkeypatch):
+    """Around-the-clock queues are counted by the database; the sweep reads their new breaches only (it read
+    every open ticket each night), and every ticket of a business-hours queue (the calendar decides)."""
+    settings = _fresh_store(tmp_path, [3, 3.5, 21, 1, 24 * 40, 30], [SAFETY, SERVICE, SERVICE, SERVICE, SERVICE, SAFETY],
+                            database_url)
+    engine, now = store.connect(settings.resolved_database_url), store.utcnow()
+    rule = Escalator.from_settings(settings).rules.breach
+    queues = store.read_table(engine, store.tickets).set_index("ticket_id")["queue"]
+    service_queue = queues[ticket_id_for("F1")]
+    office = SlaClock(SlaRules(queues={service_queue: {"business_hours": True}}), settings.timezone)
+    read: list[int] = []
+    original = sla._clocks
+    monkeypatch.setattr(sla, "_clocks", lambda frame, *args: read.append(len(frame)) or original(frame, *args))
+
+    for clock, run_id in ((office, "r1"), (Router.from_settings(settings).sla_clock, "r2")):
+        breached, near = breach_lists(open_clocks(engine, clock, now), clock.rules.near_breach_share)
+        read.clear()
+        sweep = escalate_breaches(engine, clock, rule, now=now, run_id=run_id)
+        assert (sweep.breached_open, sweep.respond_breached, sweep.near_breach) == (
+            (breached["clock"] == "resolve").sum(), (breached["clock"] == "respond").sum(), len(near))
+        if run_id == "r1":  # the office queue's five open tickets, and the two new breaches of the other queue
+            assert sum(read) == (queues == service_queue).sum() + 2 and len(sweep.found) > 2
+        else:  # every breach recorded by r1: nothing to read
+            assert sum(read) == 0 and sweep.found.empty and sweep.breached_open >= 2 and sweep.near_breach

@@ -178,9 +178,12 @@ def open_clocks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: str | 
     return clocks.sort_values(["hours_left", "priority", "ticket_id"]).reset_index(drop=True)
 
 
-def open_clock_chunks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: str | None = None) -> Iterator[pd.DataFrame]:
+def open_clock_chunks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: str | None = None, *,
+                      business_hours: bool | None = None, new_breaches_only: bool = False) -> Iterator[pd.DataFrame]:
     """The clocks of ``open_clocks``, ``CLOCK_READ_CHUNK`` tickets at a time, unsorted, each with
-    ``recorded``: whether ``sla_breaches`` already holds the ticket (found by an earlier sweep)."""
+    ``recorded``: whether ``sla_breaches`` already holds the ticket (found by an earlier sweep).
+    ``business_hours``: only the tickets of queues that count working hours (True) or of the others (False);
+    ``new_breaches_only``: only tickets past their resolve deadline that no sweep recorded yet."""
     import sqlalchemy as sa  # here, not at the top: the router needs this module's clocks, not the database
 
     from pipeline.storage import store
@@ -199,9 +202,18 @@ def open_clock_chunks(engine: sa.Engine, clock: SlaClock, now: datetime, queue: 
                  .where(tickets.c.status.in_(UNRESOLVED)))
     if queue is not None:
         statement = statement.where(tickets.c.queue == queue)
+    if business_hours is not None:
+        business = tickets.c.queue.in_(business_queues(clock))
+        statement = statement.where(business if business_hours else sa.not_(business))
+    if new_breaches_only:
+        statement = statement.where(tickets.c.due_at < now, sa.not_(recorded))
     with engine.connect() as conn:  # streamed: psycopg would otherwise fetch every row at once
         for frame in pd.read_sql(statement, conn.execution_options(stream_results=True), chunksize=CLOCK_READ_CHUNK):
             yield _clocks(frame, clock, now)
+
+
+def business_queues(clock: SlaClock) -> list[str]:
+    return [name for name, rules in clock.rules.queues.items() if rules.business_hours]
 
 
 def _clocks(frame: pd.DataFrame, clock: SlaClock, now: datetime) -> pd.DataFrame:
@@ -263,11 +275,16 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
     tickets more than ``rule.max_days_late`` late when found (loaded history), and all when ``rule`` is
     None (no [breach] rule in escalation.toml)."""
     from pipeline.storage import store
+    from pipeline.tickets.clock_counts import around_the_clock_counts
 
-    # counted chunk by chunk; only the breaches no earlier sweep recorded are kept (and offered to the insert)
-    breached_open = respond_breached = near_breach = 0
-    first_seen = []
-    for clocks in open_clock_chunks(engine, clock, now):
+    # around-the-clock queues: counted by the database, only their new breaches read
+    counted = around_the_clock_counts(engine, now, clock.rules.near_breach_share, business_queues(clock))
+    breached_open, respond_breached, near_breach = counted.breached_open, counted.respond_breached, counted.near_breach
+    first_seen = [clocks[clocks["clock"] == RESOLVE] for clocks in
+                  open_clock_chunks(engine, clock, now, business_hours=False, new_breaches_only=True)]
+    # business-hours queues: their clocks need the calendar, counted chunk by chunk; only the breaches no
+    # earlier sweep recorded are kept (and offered to the insert)
+    for clocks in open_clock_chunks(engine, clock, now, business_hours=True) if business_queues(clock) else ():
         breached, near = breach_lists(clocks, clock.rules.near_breach_share)
         resolve = breached[breached["clock"] == RESOLVE]
         breached_open, near_breach = breached_open + len(resolve), near_breach + len(near)
