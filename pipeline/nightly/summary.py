@@ -55,18 +55,18 @@ def append_quarantine_file(path: Path, rows: list[QuarantinedRow]) -> None:
 def run_summary(engine: sa.Engine, run_id: str, settings, quarantine_file: Path | None) -> dict:
     with engine.connect() as conn:
         run = conn.execute(sa.select(store.runs).where(store.runs.c.run_id == run_id)).mappings().one()
-        causes = dict(conn.execute(
-            sa.select(store.predictions.c.cause, sa.func.count())
-            .where(store.predictions.c.run_id == run_id).group_by(store.predictions.c.cause)).all())
+        predictions = store.predictions
+        flagged = [sa.func.coalesce(sa.func.sum(sa.case((column.is_(True), 1), else_=0)), 0)
+                   for column in (predictions.c.needs_review, predictions.c.unfamiliar)]
+        per_cause = conn.execute(  # the run's predictions read once for the three counts (they were read thrice)
+            sa.select(predictions.c.cause, sa.func.count(), *flagged)
+            .where(predictions.c.run_id == run_id).group_by(predictions.c.cause)).all()
+        causes = {cause: count for cause, count, _review, _unfamiliar in per_cause}
+        review = sum(int(row[2]) for row in per_cause)
+        unfamiliar = sum(int(row[3]) for row in per_cause)
         queues = dict(conn.execute(
             sa.select(store.tickets.c.queue, sa.func.count())
             .where(store.tickets.c.run_id == run_id).group_by(store.tickets.c.queue)).all())
-        review = conn.execute(
-            sa.select(sa.func.count()).select_from(store.predictions)
-            .where(store.predictions.c.run_id == run_id, store.predictions.c.needs_review.is_(True))).scalar_one()
-        unfamiliar = conn.execute(
-            sa.select(sa.func.count()).select_from(store.predictions)
-            .where(store.predictions.c.run_id == run_id, store.predictions.c.unfamiliar.is_(True))).scalar_one()
     return {
         "run_id": run_id,
         "status": run["status"],
