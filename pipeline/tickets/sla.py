@@ -167,6 +167,7 @@ LIST_COLUMNS = ["ticket_id", "complaint_id", "queue", "priority", "cause", "stat
                 "due_at", "hours_allowed", "hours_used", "hours_left"]
 
 
+BREACH_COLUMNS = ["ticket_id", "queue", "cause", "priority", "due_at", "hours_left"]  # kept of a new breach's clocks
 CLOCK_READ_CHUNK = 20_000  # tickets per read: the sweep's memory stays flat however many are open
 
 
@@ -282,7 +283,7 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
     # around-the-clock queues: counted by the database, only their new breaches read
     counted = around_the_clock_counts(engine, now, clock.rules.near_breach_share, business_queues(clock))
     breached_open, respond_breached, near_breach = counted.breached_open, counted.respond_breached, counted.near_breach
-    first_seen = [clocks[clocks["clock"] == RESOLVE] for clocks in
+    first_seen = [clocks.loc[clocks["clock"] == RESOLVE, BREACH_COLUMNS] for clocks in
                   open_clock_chunks(engine, clock, now, business_hours=False, new_breaches_only=True)]
     # business-hours queues: their clocks need the calendar, counted chunk by chunk; only the breaches no
     # earlier sweep recorded are kept (and offered to the insert)
@@ -291,7 +292,7 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
         resolve = breached[breached["clock"] == RESOLVE]
         breached_open, near_breach = breached_open + len(resolve), near_breach + len(near)
         respond_breached += int((breached["clock"] == RESPOND).sum())
-        first_seen.append(resolve[~resolve["recorded"]])
+        first_seen.append(resolve.loc[~resolve["recorded"], BREACH_COLUMNS])
     resolve_breached = (pd.concat(first_seen, ignore_index=True)  # read_sql yields a chunk even for no rows
                         .sort_values(["hours_left", "priority", "ticket_id"]).reset_index(drop=True))
     late = now - resolve_breached["due_at"]
