@@ -13,6 +13,9 @@ A queue with ``business_hours = true`` under ``[sla.queues]`` counts only the wo
 when its deadline passed before the step was done, near breach once ``near_breach_share`` of its time is
 used. The nightly run escalates tickets that passed their resolve deadline unresolved, once each, per
 the ``[breach]`` rule of ``escalation.toml``, and reports those that breached since the last run.
+
+About 380 lines: the clock rules and the sweep that applies them are kept together so the two cannot drift
+apart; what the sweep has the database count is in ``clock_counts``.
 """
 from __future__ import annotations
 
