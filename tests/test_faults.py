@@ -220,6 +220,28 @@ def test_a_model_from_another_scikit_learn_is_refused_and_a_trusted_one_loads(tm
         load_trained_model(folder, trusted=[metadata["sha256"]])
 
 
+def test_other_libraries_versions_warn_on_a_minor_difference_and_stay_quiet_on_a_patch_release(tmp_path, caplog):
+    import json
+    import logging
+
+    from sklearn.dummy import DummyClassifier
+
+    from pipeline.model.classify import load_trained_model
+    from pipeline.model.registry import save_artifact
+
+    folder = tmp_path / "mine"
+    metadata = save_artifact(DummyClassifier().fit([[0], [1]], ["a", "b"]), {"name": "mine"}, folder)
+    major, minor, *_ = metadata["library_versions"]["pandas"].split(".")
+    for recorded, warned in ((f"{major}.{minor}.999", False), (f"{major}.{int(minor) + 1}.0", True)):
+        changed = {**metadata, "library_versions": {**metadata["library_versions"], "pandas": recorded}}
+        (folder / "metadata.json").write_text(json.dumps(changed), encoding="utf-8")
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="pipeline.model.registry"):
+            load_trained_model(folder, trusted=[metadata["sha256"]])
+        said = [r for r in caplog.records if f"trained with pandas {recorded}" in r.getMessage()]
+        assert [r.levelno for r in said] == [logging.WARNING if warned else logging.DEBUG]
+
+
 def test_the_shipped_model_is_trusted_by_default():
     from pipeline.model.classify import load_model
     from pipeline.config import load_settings

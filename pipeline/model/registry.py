@@ -75,16 +75,23 @@ def save_artifact(estimator, metadata: dict, out_dir: Path | str) -> dict:
 
 
 def check_library_versions(model_path: Path, recorded: dict[str, str]) -> None:
-    """Refuse a model pickled by another scikit-learn (major.minor); warn of other library differences."""
+    """Refuse a model pickled by another scikit-learn (major.minor); warn of other libraries' major.minor
+    differences. Patch releases (pandas 3.1.1 → 3.1.2) keep pickles and results: a warning on every command
+    after a routine upgrade would teach users to ignore the one that matters, so those are logged at debug."""
     installed = library_versions()
     trained_with, have = recorded.get("scikit-learn"), installed["scikit-learn"]
-    if trained_with and trained_with.split(".")[:2] != have.split(".")[:2]:
+    if trained_with and _minor(trained_with) != _minor(have):
         raise ModelIntegrityError(
             f"{model_path}: trained with scikit-learn {trained_with}, this installation has {have}; retrain it "
             f"with `complaints train` or install scikit-learn=={trained_with}")
     for name, version in recorded.items():
         if name in installed and installed[name] != version:
-            logger.warning("%s: trained with %s %s, running %s %s", model_path, name, version, name, installed[name])
+            level = logging.WARNING if _minor(installed[name]) != _minor(version) else logging.DEBUG
+            logger.log(level, "%s: trained with %s %s, running %s %s", model_path, name, version, name, installed[name])
+
+
+def _minor(version: str) -> list[str]:
+    return version.split(".")[:2]
 
 
 def load_artifact(model_path: Path | str, trusted: Collection[str] | None = None) -> tuple[object, dict]:
