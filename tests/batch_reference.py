@@ -12,7 +12,7 @@ import pandas as pd
 from pipeline.config import WebhookTarget
 from pipeline.delivery.outbox import outbox_entries
 from pipeline.model.classify import classify_texts
-from pipeline.nightly.batch import BatchRun, ClassifyingBatch, PreparedBatch, RunCounts
+from pipeline.nightly.batch import BatchRun, ClassifyingBatch, PreparedBatch
 from pipeline.routing.escalation import CustomerHistory, Escalator, as_customer_key, complaint_time, escalate, with_batch
 from pipeline.routing.router import Router
 from pipeline.storage import store
