@@ -129,9 +129,14 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
         if summary["sla"]["breached_since_last_run"]:
             logger.warning("%d ticket(s) breached their resolve deadline since the last run (%d escalated)",
                            summary["sla"]["breached_since_last_run"], summary["sla"]["escalated"])
-        # inside the lease: a second deliverer would send twice
-        summary.update(deliver(engine, settings, runlock.LeaseKeeper(engine, lease)))
-        summary["report"] = publish_trends(engine, settings, run_id)
+        # inside the lease: a second deliverer would send twice. The report reads no delivery state: it is
+        # built meanwhile, the database's scans on one core while delivery's Python runs on the other
+        delivery = deliver.submit(engine, settings, runlock.LeaseKeeper(engine, lease))
+        try:
+            summary["report"] = publish_trends(engine, settings, run_id)
+        finally:
+            delivery.wait()  # never leave the lease (and the engine) while delivery still writes
+        summary.update(delivery.result())
         logger.info("run %s: %s", run_id, counts)
         return summary
 

@@ -16,6 +16,7 @@ PII-masked copies.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -71,15 +72,17 @@ def build_report(engine: sa.Engine, settings: Settings, *, since: date | datetim
     if window is None:
         return None
     period = trends.checked_period(period, rule)
-    inputs = read_trend_inputs(engine, window, period, settings.timezone, split_by=split_by or rule.split_by,
-                               examples=rule.examples_per_cause)
-    result = trends.trends_of(inputs, window, rule, period=period, split_by=split_by)
-    quoted = result.examples["complaint_id"].tolist() + result.alert_examples["complaint_id"].tolist()
-    texts = store.read_masked_texts(engine, quoted)
     now = store.utcnow()
-    tickets = recovery_figures.read_recovery_rows(engine, window.start, window.end + pd.Timedelta(days=1), now=now,
-                                                  timezone=settings.timezone)
-    recovery = recovery_figures.build_recovery(tickets, now, settings.timezone)
+    # the tickets' scans beside the complaints' (independent reads): the database works on both cores
+    with ThreadPoolExecutor(1, thread_name_prefix="report-tickets") as aside:
+        tickets = aside.submit(recovery_figures.read_recovery_rows, engine, window.start,
+                               window.end + pd.Timedelta(days=1), now=now, timezone=settings.timezone)
+        inputs = read_trend_inputs(engine, window, period, settings.timezone, split_by=split_by or rule.split_by,
+                                   examples=rule.examples_per_cause)
+        result = trends.trends_of(inputs, window, rule, period=period, split_by=split_by)
+        quoted = result.examples["complaint_id"].tolist() + result.alert_examples["complaint_id"].tolist()
+        texts = store.read_masked_texts(engine, quoted)
+        recovery = recovery_figures.build_recovery(tickets.result(), now, settings.timezone)
     drawn, _ = audit_figures.audit_counts(engine)
     by_model = inputs.cells.rename(columns={"cause": "effective_cause", "model_cause": "cause"})
     shares = audit_figures.adjusted_shares_of_counts(by_model, audit_figures.audit_labels(engine), drawn=drawn)
