@@ -1,6 +1,8 @@
 """The batch path's record building and write as they were before they were made faster (main at e67ce0d),
 kept as the reference that ``tests/test_batch_equivalence.py`` compares the stored rows with: one row at a
-time, in this process, every text masked and normalised here, SQLAlchemy Core inserts of dicts."""
+time, in this process, every text masked and normalised here, SQLAlchemy Core inserts of dicts; the tickets
+built past their deadline escalated afterwards by the deadline sweep, as the nightly run did before the
+batches escalated them as they built them."""
 from __future__ import annotations
 
 import json
@@ -18,6 +20,7 @@ from pipeline.routing.router import Router
 from pipeline.storage import store
 from pipeline.text.normalise import mask_pii
 from pipeline.tickets.build import build_ticket
+from pipeline.tickets.sla import escalate_breaches
 
 
 def reference_build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Router, model_version: str,
@@ -83,7 +86,14 @@ def reference_write_batch(engine, *, complaint_rows, prediction_rows, ticket_row
 
 
 class ReferenceBatchRun(BatchRun):
-    """BatchRun with each batch classified here, in one process, and built and written the reference way."""
+    """BatchRun with each batch classified here, in one process, and built and written the reference way;
+    after the batches, the deadline sweep at the run's clock."""
+
+    def run(self, chunks):
+        counts = super().run(chunks)
+        escalate_breaches(self.engine, self.router.sla_clock, self.escalator.rules.breach, now=self.clock(),
+                          run_id=self.run_id, webhooks=self.settings.webhooks)
+        return counts
 
     def start_classifying(self, batch: PreparedBatch) -> ClassifyingBatch:
         texts = batch.new_rows["text"].str.slice(0, self.settings.max_text_chars).tolist()

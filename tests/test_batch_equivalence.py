@@ -35,7 +35,8 @@ def _export(path, rows: int, prefix: str):
     pd.DataFrame({
         "id": [f"{prefix}{i:06d}" for i in range(rows)],
         "text": ["" if i % 97 == 5 else f"{TEXTS[i % len(TEXTS)]}（第{i}号）" for i in range(rows)],
-        "created_at": ["" if i % 11 == 0 else f"2026-11-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:07"
+        "created_at": ["" if i % 11 == 0 else  # some months old: past the deadline rule's 30 days, not escalated
+                       f"2026-{'09' if i % 13 == 3 else '11'}-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:07"
                        for i in range(rows)],
         "channel": [("app", "12315", "web", "hotline")[i % 4] for i in range(rows)],
         "customer_id": [f"客户{i % 700}" if i % 3 else "" for i in range(rows)],
@@ -47,10 +48,12 @@ def _export(path, rows: int, prefix: str):
 def _stored(database: str) -> dict[str, list[tuple]]:
     """Every row of every table the batches write, as SQLite stores it (no type processing)."""
     tables = {"complaints": "complaint_id", "predictions": "complaint_id", "tickets": "ticket_id",
-              "outbox": "outbox_id", "quarantine": "quarantine_key"}
+              "outbox": "idempotency_key", "quarantine": "quarantine_key", "sla_breaches": "ticket_id"}
     with sqlite3.connect(database) as conn:
         stored = {table: conn.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
                   for table, key in tables.items()}
+        # the reference's sweep queues its escalations after every batch's entries: the order of the ids differs
+        stored["outbox"] = [row[1:] for row in stored["outbox"]]
         # when a bad row was quarantined is the wall clock, not the run's clock
         stored["quarantine"] = [row[:-1] for row in stored["quarantine"]]
         stored["runs"] = conn.execute("SELECT run_id, rows_read, classified, quarantined, skipped_seen, "
@@ -74,7 +77,7 @@ def _run(run_class, settings, sources) -> dict[str, list[tuple]]:
 @pytest.mark.parametrize("keep_raw_rows", [False, True])
 def test_the_batch_path_stores_exactly_what_the_reference_path_stores(lexicon_settings, tmp_path, keep_raw_rows):
     """Two batches large enough for the worker processes and a small last one classified in this process;
-    texts with personal data, HTML entities, traditional characters, escalation words, over-long texts
+    complaints past their deadline already (escalated as built; the reference's sweep escalates them), texts with personal data, HTML entities, traditional characters, escalation words, over-long texts
     (truncated for the model), missing dates, repeat customers, a channel with a routing override, webhooks
     (two outbox entries per ticket) and bad rows."""
     settings = lexicon_settings.model_copy(update={
@@ -89,7 +92,9 @@ def test_the_batch_path_stores_exactly_what_the_reference_path_stores(lexicon_se
     reference = _run(ReferenceBatchRun, settings.model_copy(update={"work_dir": tmp_path / "reference"}),
                      (first, second))
     assert len(faster["complaints"]) > 4000 and len(faster["quarantine"]) > 30
-    assert len(faster["outbox"]) == 2 * len(faster["tickets"])
+    escalated = sum(row[-1] for row in faster["sla_breaches"])  # escalated: delivered again, file and webhook
+    assert len(faster["sla_breaches"]) > 1000 and 0 < escalated < len(faster["sla_breaches"])
+    assert len(faster["outbox"]) == 2 * (len(faster["tickets"]) + escalated)
     assert any("external_complaint_threat" in row[7] for row in faster["tickets"])  # escalation_reasons
     assert any("repeat" in row[7] for row in faster["tickets"])
     for table in reference:

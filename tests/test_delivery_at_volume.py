@@ -27,7 +27,8 @@ def many_complaints(n: int = TICKETS) -> list[tuple]:
 def stored_run(tmp_path, receiver_url: str, n: int = TICKETS, **overrides):
     settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", webhooks={"*": {"url": receiver_url}},
                              webhook_backoff_seconds=0.01, webhook_timeout_seconds=10, **overrides)
-    process_file(settings, write_complaints(tmp_path / "in.csv", many_complaints(n)))
+    # classified as they were made (10:00 in Shanghai): no ticket past its deadline (escalated as built, delivered twice)
+    process_file(settings, write_complaints(tmp_path / "in.csv", many_complaints(n)), now=datetime(2026, 11, 20, 2, 0))
     return settings, store.connect(settings.resolved_database_url)
 
 

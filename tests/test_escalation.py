@@ -20,6 +20,16 @@ RULES = DATA_DIR / "routing" / "escalation.toml"
 NOW = datetime(2026, 11, 10, 8, 0)
 
 
+@pytest.fixture
+def lexicon_settings(tmp_path):
+    """The shipped term and repeat rules without the deadline rule: these complaints are weeks older than
+    their deadlines, and the batch would add its breach escalation to every ticket (tests/test_sla.py)."""
+    text = RULES.read_text(encoding="utf-8")
+    rules = tmp_path / "escalation.toml"
+    rules.write_text(text[:text.index("\n[breach]\n")], encoding="utf-8")
+    return load_settings(work_dir=tmp_path / "work", classifier="lexicon", escalation_path=rules)
+
+
 @pytest.fixture(scope="module")
 def escalator() -> Escalator:
     return Escalator.from_file(RULES)
@@ -147,8 +157,9 @@ def test_repeat_complaints_across_runs_use_the_stored_history(lexicon_settings, 
     assert reasons == {"C7": ["repeat_complaint: 同一顾客 30 天内第 2 次投诉"], "C8": [], "C9": []}
 
 
-def test_the_customer_column_is_configurable(tmp_path):
-    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", columns={"customer": "member_no"})
+def test_the_customer_column_is_configurable(lexicon_settings, tmp_path):
+    settings = load_settings(work_dir=tmp_path / "work", classifier="lexicon", columns={"customer": "member_no"},
+                             escalation_path=lexicon_settings.escalation_path)
     source = tmp_path / "in.csv"
     source.write_text("id,text,created_at,member_no\nA,服务员态度很差,2026-11-01,M7\n"
                       "B,服务员态度还是很差,2026-11-02,M7\n", encoding="utf-8")

@@ -130,36 +130,65 @@ def test_breach_and_near_breach_lists(tmp_path):
     assert breached.iloc[0]["ticket_id"] == ids["F4"] and (breached["hours_left"] < 0).all()
 
 
-def test_a_breached_ticket_is_escalated_once_and_delivered_to_the_supervisors(tmp_path, database_url):
+def test_a_ticket_built_past_its_deadline_is_escalated_by_its_batch_and_delivered_to_the_supervisors(
+        tmp_path, database_url):
+    """A complaint older than its deadline: the batch that builds its ticket records the breach and escalates
+    it (what the sweep did that night, reading and rewriting the ticket again); the sweep adds nothing."""
     settings = _fresh_store(tmp_path, [3, 1, 24 * 40], [SAFETY, SERVICE, SERVICE], database_url)
     engine = store.connect(settings.resolved_database_url)
     clock, rule = Router.from_settings(settings).sla_clock, Escalator.from_settings(settings).rules.breach
-    deliver_pending(engine, settings)  # the tickets' own deliveries
-    sweep = escalate_breaches(engine, clock, rule, now=store.utcnow(), run_id="r1")
-    found = sweep.found.set_index("ticket_id")
+    breaches = store.read_table(engine, store.sla_breaches).set_index("ticket_id")
     safety, old = ticket_id_for("F0"), ticket_id_for("F2")
-    assert set(found.index) == {safety, old} and sweep.breached_open == 2
-    assert found.loc[safety, "escalated"] and not found.loc[old, "escalated"]  # 40 days late: loaded history
+    assert set(breaches.index) == {safety, old}  # F1: 1 hour into 24
+    assert breaches.loc[safety, "escalated"] and not breaches.loc[old, "escalated"]  # 40 days late: loaded history
+    assert breaches.loc[safety, "hours_late"] == pytest.approx(1, abs=0.1)
+    assert breaches["run_id"].nunique() == 1 and breaches["run_id"].iloc[0] != "r1"  # the batch's run
     tickets = store.read_table(engine, store.tickets).set_index("ticket_id")
     assert tickets.loc[safety, "priority"] == 1  # already the most urgent: stays 1
     assert json.loads(tickets.loc[safety, "escalation_reasons"])[-1].startswith("sla_breach: 超过处理时限仍未解决（已超时 1 小时）")
+    assert json.loads(tickets.loc[safety, "payload_json"])["escalation_reasons"] == json.loads(
+        tickets.loc[safety, "escalation_reasons"])
     assert tickets.loc[old, "escalation_reasons"] == "[]"
 
     report = deliver_pending(engine, settings)
-    assert report.delivered["file"] == 1
+    assert report.delivered["file"] == 4  # the three tickets, and the escalation
     lines = ticket_file(settings.tickets_dir, "escalations").read_text(encoding="utf-8").splitlines()
     escalated = json.loads(lines[0])
     assert len(lines) == 1 and escalated["ticket_id"] == safety and escalated["queue"] == "technical-support"
     assert escalated["escalation_steps"][-1].startswith("查明拖延的环节")
 
-    offered = []  # what the second sweep asks the database to insert into sla_breaches
+    offered = []  # what the sweep asks the database to insert into sla_breaches
     sa.event.listen(engine, "before_cursor_execute", lambda _conn, _cursor, statement, parameters, *_:
                     offered.append(parameters) if "INSERT INTO sla_breaches" in statement else None)
-    again = escalate_breaches(engine, clock, rule, now=store.utcnow(), run_id="r2")
-    assert again.found.empty and again.breached_open == 2  # nothing new since the last run
-    assert offered == []  # the breaches recorded already are left out in the read, not re-inserted and ignored
+    sweep = escalate_breaches(engine, clock, rule, now=store.utcnow(), run_id="r1")
+    assert sweep.found.empty and sweep.breached_open == 2 and offered == []  # recorded by the batch already
+    assert sweep.summary()["breached_since_last_run"] == 0  # r1 found none; the batch's run counts its own
+
+
+def test_a_ticket_that_passes_its_deadline_later_is_escalated_once_by_the_sweep(tmp_path, database_url):
+    settings = _fresh_store(tmp_path, [3, 1, 24 * 40], [SAFETY, SERVICE, SERVICE], database_url)
+    engine = store.connect(settings.resolved_database_url)
+    clock, rule = Router.from_settings(settings).sla_clock, Escalator.from_settings(settings).rules.breach
+    deliver_pending(engine, settings)  # the tickets' own deliveries and the batch's escalation
+    later = store.utcnow() + timedelta(hours=24)  # F1's 24 hours have passed
+    sweep = escalate_breaches(engine, clock, rule, now=later, run_id="r1")
+    service = ticket_id_for("F1")
+    assert sweep.found["ticket_id"].tolist() == [service] and sweep.found["escalated"].all()
+    assert sweep.breached_open == 3 and sweep.summary()["breached_since_last_run"] == 1
+    assert 0.5 < sweep.found["hours_late"].iloc[0] < 1.5
+    ticket = store.read_table(engine, store.tickets).set_index("ticket_id").loc[service]
+    assert json.loads(ticket["escalation_reasons"])[-1].startswith("sla_breach: 超过处理时限仍未解决（已超时 1 小时）")
+    assert json.loads(ticket["payload_json"])["priority"] == ticket["priority"]
+
+    report = deliver_pending(engine, settings)
+    assert report.delivered["file"] == 1
+    lines = ticket_file(settings.tickets_dir, "escalations").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["ticket_id"] for line in lines] == [ticket_id_for("F0"), service]
+
+    again = escalate_breaches(engine, clock, rule, now=later, run_id="r2")
+    assert again.found.empty and again.breached_open == 3  # nothing new since the last run
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(store.sla_breaches)).scalar_one() == 2
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.sla_breaches)).scalar_one() == 3
 
 
 def test_clock_hours_of_many_tickets_are_those_of_the_calendar_walk():
@@ -229,9 +258,11 @@ def test_the_nightly_run_reports_what_breached_since_the_last_run(prefect_harnes
 def test_the_sweep_counts_what_the_clock_lists_count_and_reads_only_what_it_writes(tmp_path, database_url, monkeypatch):
     """Around-the-clock queues are counted by the database; the sweep reads their new breaches only (it read
     every open ticket each night), and every ticket of a business-hours queue (the calendar decides)."""
-    settings = _fresh_store(tmp_path, [3, 3.5, 21, 1, 24 * 40, 30], [SAFETY, SERVICE, SERVICE, SERVICE, SERVICE, SAFETY],
-                            database_url)
-    engine, now = store.connect(settings.resolved_database_url), store.utcnow()
+    settings = _fresh_store(tmp_path, [3, 3.5, 21, 1, 24 * 40, 30, 1],
+                            [SAFETY, SERVICE, SERVICE, SERVICE, SERVICE, SAFETY, SAFETY], database_url)
+    # two hours on: F6 has passed its 2-hour deadline since it was built (F0 and F5 were built late: their
+    # batch recorded them)
+    engine, now = store.connect(settings.resolved_database_url), store.utcnow() + timedelta(hours=2)
     rule = Escalator.from_settings(settings).rules.breach
     queues = store.read_table(engine, store.tickets).set_index("ticket_id")["queue"]
     service_queue = queues[ticket_id_for("F1")]
@@ -246,7 +277,7 @@ def test_the_sweep_counts_what_the_clock_lists_count_and_reads_only_what_it_writ
         sweep = escalate_breaches(engine, clock, rule, now=now, run_id=run_id)
         assert (sweep.breached_open, sweep.respond_breached, sweep.near_breach) == (
             (breached["clock"] == "resolve").sum(), (breached["clock"] == "respond").sum(), len(near))
-        if run_id == "r1":  # the office queue's five open tickets, and the two new breaches of the other queue
-            assert sum(read) == (queues == service_queue).sum() + 2 and len(sweep.found) > 2
+        if run_id == "r1":  # the office queue's open tickets, and the one new breach of the other queue
+            assert sum(read) == (queues == service_queue).sum() + 1 and ticket_id_for("F6") in set(sweep.found["ticket_id"])
         else:  # every breach recorded by r1: nothing to read
             assert sum(read) == 0 and sweep.found.empty and sweep.breached_open >= 2 and sweep.near_breach

@@ -67,6 +67,15 @@ def outbox_entries(ticket: dict, webhooks: Mapping[str, WebhookTarget], now: dat
              "created_at": now} for target in targets]
 
 
+def escalation_entries(ticket_id: str, queue: str, webhooks: Mapping[str, WebhookTarget], now: datetime, *,
+                       key_suffix: str) -> list[dict]:
+    """The entries ``queue_again`` queues for one ticket, for a ticket escalated as it is built."""
+    targets = (FILE, WEBHOOK) if webhook_for(queue, webhooks) else (FILE,)
+    return [{"ticket_id": ticket_id, "target": target, "queue": queue,
+             "idempotency_key": f"{target}:{ticket_id}{key_suffix}", "status": PENDING, "attempts": 0,
+             "created_at": now} for target in targets]
+
+
 def queue_again(conn: sa.Connection, ticket_ids: list[str], queue: str, webhooks: Mapping[str, WebhookTarget],
                 now: datetime, *, key_suffix: str) -> None:
     """Queue stored tickets' deliveries to ``queue`` once more (an escalation): the entries ``outbox_entries``

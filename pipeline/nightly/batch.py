@@ -22,14 +22,15 @@ import sqlalchemy as sa
 
 from pipeline.storage import store
 from pipeline.config import Settings, WebhookTarget
-from pipeline.delivery.outbox import outbox_entries
-from pipeline.routing.escalation import CustomerHistory, Escalator, as_customer_key, escalate, with_batch
+from pipeline.delivery.outbox import escalation_entries, outbox_entries
+from pipeline.routing.escalation import BreachRule, CustomerHistory, Escalator, as_customer_key, escalate, with_batch
 from pipeline.ingest.sources import RawChunk, map_columns
 from pipeline.text.normalise import mask_pii
 from pipeline.text.privacy import Privacy
 from pipeline.routing.router import Router
 from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
 from pipeline.tickets.build import as_json, build_ticket
+from pipeline.tickets.sla import late_when_built
 from pipeline.ingest.validate import QuarantineTally, validate_rows
 from pipeline.model.classify import CauseModel, TextWork
 from pipeline.model.cluster import open_classifier
@@ -145,8 +146,10 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
                   run_id: str, now: datetime, escalator: Escalator | None = None,
                   customer_history: CustomerHistory | None = None,
                   webhooks: dict[str, WebhookTarget] | None = None,
-                  keep_raw_text: bool = False) -> dict[str, list[dict]]:
-    """Database records for a classified batch: complaints, predictions, tickets and outbox entries.
+                  keep_raw_text: bool = False, breach_rule: BreachRule | None = None) -> dict[str, list[dict]]:
+    """Database records for a classified batch: complaints, predictions, tickets, outbox entries and the
+    breaches of tickets already past their resolve deadline (``breach_rule``: escalated at once, as the
+    deadline sweep would escalate them that night — without reading and rewriting each ticket again).
 
     ``customer_history``: stored complaints of the batch's customers (``Escalator.history_needed`` says
     which); the batch's own earlier complaints count as well. ``webhooks``: queues whose tickets also get
@@ -179,7 +182,8 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
                                [{"channel": channel or "", **fields} for channel, fields in zip(channels, metadata)])
     source, source_row = rows["source"].tolist(), rows["source_row"].astype(int).tolist()
     hashes, truncated = rows["content_hash"].tolist(), rows["text_truncated"].astype(bool).tolist()
-    complaint_rows, prediction_rows, ticket_rows, outbox_rows = [], [], [], []
+    complaint_rows, prediction_rows, ticket_rows, outbox_rows, breach_rows = [], [], [], [], []
+    clock = router.sla_clock
     for i, complaint_id in enumerate(ids):
         complaint = {
             "complaint_id": complaint_id, "text_raw": texts[i] if keep_raw_text else masked[i],
@@ -198,16 +202,25 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
         triggers = escalator.triggers_for(text=texts[i], complaint_id=complaint_id, customer_key=customer_keys[i],
                                           at=times[i], history=history, masked=masked[i],
                                           text_triggers=found[i]) if escalator else []
-        ticket = build_ticket(complaint=complaint, prediction=prediction, decision=escalate(routes[i], triggers),
+        decision = escalate(routes[i], triggers)
+        received_at = min(times[i], now)  # tickets.sla.clock_start
+        late = late_when_built(breach_rule, clock, received_at=received_at, queue=decision.queue,
+                               priority=decision.priority, resolve_hours=decision.sla_hours, now=now)
+        ticket = build_ticket(complaint=complaint, prediction=prediction, decision=decision,
                               model_version=model_version, probabilities=probabilities[i],
                               escalation_reasons=[t.describe() for t in triggers],
                               escalation_steps=[step for t in triggers for step in t.steps],
-                              created_at=now, run_id=run_id, clock=router.sla_clock,
-                              received_at=min(times[i], now))  # tickets.sla.clock_start
+                              created_at=now, run_id=run_id, clock=clock, received_at=received_at, late=late)
         ticket_rows.append(ticket)
         outbox_rows.extend(outbox_entries(ticket, webhooks or {}, now))
+        if late is not None:
+            breach_rows.append(late.record(ticket_id=ticket["ticket_id"], queue=decision.queue, cause=causes[i],
+                                           run_id=run_id, now=now))
+            if late.escalated and breach_rule.notify_queue:
+                outbox_rows.extend(escalation_entries(ticket["ticket_id"], breach_rule.notify_queue, webhooks or {},
+                                                      now, key_suffix=f":{breach_rule.code}"))
     return {"complaint_rows": complaint_rows, "prediction_rows": prediction_rows,
-            "ticket_rows": ticket_rows, "outbox_rows": outbox_rows}
+            "ticket_rows": ticket_rows, "outbox_rows": outbox_rows, "breach_rows": breach_rows}
 
 
 def store_batch(engine, batch: PreparedBatch, records: dict[str, list[dict]], *, run_id: str,
@@ -304,7 +317,8 @@ class BatchRun:
         history = store.customer_history(self.engine, keys, since) if keys else {}
         records = build_records(batch.new_rows, predictions, router=self.router, model_version=self.model.version,
                                 run_id=self.run_id, now=now, escalator=self.escalator, customer_history=history,
-                                webhooks=self.settings.webhooks, keep_raw_text=self.settings.keep_raw_rows)
+                                webhooks=self.settings.webhooks, keep_raw_text=self.settings.keep_raw_rows,
+                                breach_rule=self.escalator.rules.breach)
         totals = RunCounts(**self.counts.as_dict())
         totals.add(batch.counts)
         _retrying(lambda: store_batch(self.engine, batch, records, run_id=self.run_id, run_counts=totals),

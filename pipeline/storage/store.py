@@ -168,13 +168,13 @@ def insert_new(conn: sa.Connection, table: sa.Table, records: list[dict]) -> Non
 
 def write_batch(engine: sa.Engine, *, complaint_rows: list[dict], prediction_rows: list[dict],
                 ticket_rows: list[dict], outbox_rows: list[dict], quarantine_rows: list[dict],
-                run_id: str, counts: dict) -> None:
-    """One transaction: the batch's complaints, predictions, tickets, outbox entries, quarantined rows and
-    the run's running counts land together or not at all."""
+                run_id: str, counts: dict, breach_rows: list[dict] = ()) -> None:
+    """One transaction: the batch's complaints, predictions, tickets, outbox entries, breaches found as the
+    tickets were built, quarantined rows and the run's running counts land together or not at all."""
     insert = _insert_rows if engine.dialect.name == "sqlite" else insert_new
     with engine.begin() as conn:
         for table, rows in ((complaints, complaint_rows), (predictions, prediction_rows), (tickets, ticket_rows),
-                            (outbox, outbox_rows), (quarantine, quarantine_rows)):
+                            (outbox, outbox_rows), (sla_breaches, breach_rows), (quarantine, quarantine_rows)):
             insert(conn, table, rows)
         conn.execute(runs.update().where(runs.c.run_id == run_id).values(**counts))
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pipeline.clock import local_iso
 from pipeline.routing.router import RoutingDecision
-from pipeline.tickets.sla import SlaClock, SlaRules, clock_start
+from pipeline.tickets.sla import BuiltLate, SlaClock, SlaRules, clock_start
 
 OPEN = "open"
 as_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False) without an encoder per call
@@ -20,12 +20,14 @@ def ticket_id_for(complaint_id: str) -> str:
 def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision, model_version: str,
                  probabilities: dict[str, float], escalation_reasons: list[str], created_at: datetime,
                  run_id: str, escalation_steps: list[str] | None = None, clock: SlaClock | None = None,
-                 received_at: datetime | None = None) -> dict:
+                 received_at: datetime | None = None, late: BuiltLate | None = None) -> dict:
     """A ticket row; ``payload`` is what receivers (files, webhooks) get. ``decision`` is the route after
     escalation; ``escalation_steps`` are the fired rules' extra immediate actions. The deadlines run from
     the complaint's own time on ``clock`` (around the clock without one). The row's times are UTC like
     every stored time; the payload shows them in the clock's time zone with the offset. ``received_at``:
-    ``clock_start`` of the complaint's time, when the caller has it already."""
+    ``clock_start`` of the complaint's time, when the caller has it already. ``late``: the ticket is past its
+    resolve deadline already (``late_when_built``); escalated, its priority, reasons and steps are the
+    breach rule's, as the deadline sweep would have made them."""
     ticket_id = ticket_id_for(complaint["complaint_id"])
     if received_at is None:
         received_at = clock_start(complaint.get("created_at"), created_at)
@@ -33,6 +35,11 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
     zone = clock.zone.key
     deadlines = clock.deadlines(received_at, decision.queue, decision.priority, decision.sla_hours)
     due_at = deadlines["due_at"]
+    priority = decision.priority
+    if late is not None and late.escalated:
+        priority = late.priority_after
+        escalation_reasons = escalation_reasons + [late.reason]
+        escalation_steps = (escalation_steps or []) + list(late.steps)
     payload = {
         "ticket_id": ticket_id,
         "complaint_id": complaint["complaint_id"],
@@ -50,7 +57,7 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
                    "title_en": decision.remedy.title_en, "owner_role": decision.remedy.owner_role,
                    "immediate": decision.remedy.immediate, "preventive": decision.remedy.preventive},
         "queue": decision.queue,
-        "priority": decision.priority,
+        "priority": priority,
         "due_at": local_iso(due_at, zone),
         "acknowledge_due_at": local_iso(deadlines["acknowledge_due_at"], zone),
         "escalation_reasons": escalation_reasons,
@@ -60,7 +67,7 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
     }
     return {
         "ticket_id": ticket_id, "complaint_id": complaint["complaint_id"], "cause": prediction["cause"],
-        "remedy_code": decision.remedy.code, "queue": decision.queue, "priority": decision.priority,
+        "remedy_code": decision.remedy.code, "queue": decision.queue, "priority": priority,
         "due_at": due_at, "escalation_reasons": as_json(escalation_reasons),
         "model_version": model_version, "status": OPEN,
         "payload_json": as_json(payload), "run_id": run_id, "created_at": created_at,

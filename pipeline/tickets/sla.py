@@ -12,7 +12,9 @@ A queue with ``business_hours = true`` under ``[sla.queues]`` counts only the wo
 ``[sla.business_hours]`` in ``Settings.timezone``; the others run around the clock. A clock is breached
 when its deadline passed before the step was done, near breach once ``near_breach_share`` of its time is
 used. The nightly run escalates tickets that passed their resolve deadline unresolved, once each, per
-the ``[breach]`` rule of ``escalation.toml``, and reports those that breached since the last run.
+the ``[breach]`` rule of ``escalation.toml``, and reports those that breached since the last run: a
+ticket built past its deadline already (a complaint older than its deadline) by the batch that builds it
+(``late_when_built``), the others by the sweep after the batches (``escalate_breaches``).
 
 About 380 lines: the clock rules and the sweep that applies them are kept together so the two cannot drift
 apart; what the sweep has the database count is in ``clock_counts``.
@@ -255,20 +257,83 @@ def breach_lists(clocks: pd.DataFrame, near_breach_share: float) -> tuple[pd.Dat
 
 # ---------------------------------------------------------------- escalation of breached tickets
 
+def breach_reason(rule, hours_late: float) -> str:
+    return f"{rule.code}: {rule.reason}（已超时 {hours_late:.0f} 小时）"
+
+
+@dataclass(frozen=True)
+class BuiltLate:
+    """A ticket already past its resolve deadline when it is built (a complaint older than its deadline):
+    recorded and escalated by the batch that builds it, as the sweep would record and escalate it that night."""
+
+    due_at: datetime
+    hours_late: float
+    escalated: bool
+    priority_before: int
+    priority_after: int
+    reason: str  # added to the ticket's escalation reasons when escalated
+    steps: tuple[str, ...]
+
+    def record(self, *, ticket_id: str, queue: str, cause: str, run_id: str, now: datetime) -> dict:
+        """Its ``sla_breaches`` row."""
+        return {"ticket_id": ticket_id, "queue": queue, "cause": cause, "due_at": self.due_at, "detected_at": now,
+                "run_id": run_id, "priority_before": self.priority_before, "priority_after": self.priority_after,
+                "hours_late": self.hours_late, "escalated": self.escalated}
+
+
+def late_when_built(rule, clock: SlaClock, *, received_at: datetime, queue: str, priority: int,
+                    resolve_hours: float, now: datetime) -> BuiltLate | None:
+    """The breach of a ticket built at ``now`` whose resolve deadline passed already — the sweep's rule
+    (``escalate_breaches``) applied at once; None when the deadline is still ahead or there is no rule."""
+    if rule is None:
+        return None
+    due_at = clock.due(received_at, resolve_hours, queue)
+    if due_at >= now:
+        return None
+    hours_late = float(np.round(clock.elapsed_hours(due_at, now, queue), 1))  # as the sweep's pandas rounds
+    escalated = now - due_at <= timedelta(days=rule.max_days_late)
+    return BuiltLate(due_at=due_at, hours_late=hours_late, escalated=escalated, priority_before=priority,
+                     priority_after=max(1, priority - rule.raise_priority_by) if escalated else priority,
+                     reason=breach_reason(rule, hours_late), steps=tuple(rule.steps))
+
+
+RUN_BREACH_COLUMNS = ["cause", "queue", "escalated", "tickets", "hours_late"]
+
+
 @dataclass(frozen=True)
 class BreachSweep:
-    found: pd.DataFrame  # tickets found past their resolve deadline since the last sweep (escalated or not)
+    found: pd.DataFrame  # tickets this sweep found past their resolve deadline for the first time (escalated or not)
     breached_open: int  # unresolved tickets past their resolve deadline, all told
     respond_breached: int  # unacknowledged tickets past their respond deadline
     near_breach: int
+    # every breach the run recorded — its batches' (tickets built late) and this sweep's — counted per cause,
+    # queue and escalated: tickets, hours late in all
+    this_run: pd.DataFrame
 
     def summary(self) -> dict:
         def counts(column: str) -> dict[str, int]:
-            return {str(value): int(count) for value, count in self.found[column].value_counts().items()}
+            totals = self.this_run.groupby(column)["tickets"].sum().sort_values(ascending=False, kind="stable")
+            return {str(value): int(count) for value, count in totals.items() if count}
 
-        return {"breached_since_last_run": len(self.found), "escalated": int(self.found["escalated"].sum()),
+        run = self.this_run
+        return {"breached_since_last_run": int(run["tickets"].sum()),
+                "escalated": int(run.loc[run["escalated"], "tickets"].sum()),
                 "by_queue": counts("queue"), "by_cause": counts("cause"), "breached_open": self.breached_open,
                 "respond_breached": self.respond_breached, "near_breach": self.near_breach}
+
+
+def breaches_of_run(conn, run_id: str) -> pd.DataFrame:
+    """The run's recorded breaches counted per cause, queue and whether escalated (``RUN_BREACH_COLUMNS``)."""
+    import sqlalchemy as sa
+
+    from pipeline.storage import store
+
+    breaches = store.sla_breaches
+    keys = [breaches.c.cause, breaches.c.queue, breaches.c.escalated]
+    rows = conn.execute(sa.select(*keys, sa.func.count(), sa.func.sum(breaches.c.hours_late))
+                        .where(breaches.c.run_id == run_id).group_by(*keys)).all()
+    frame = pd.DataFrame([tuple(row) for row in rows], columns=RUN_BREACH_COLUMNS)
+    return frame.astype({"cause": object, "queue": object, "escalated": bool, "tickets": int, "hours_late": float})
 
 
 def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime, run_id: str,
@@ -277,7 +342,8 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
     row each) and escalate it: priority raised by ``rule.raise_priority_by``, the rule's reason (with how
     late) and steps added to the ticket, the ticket delivered again to ``rule.notify_queue``. Not escalated:
     tickets more than ``rule.max_days_late`` late when found (loaded history), and all when ``rule`` is
-    None (no [breach] rule in escalation.toml)."""
+    None (no [breach] rule in escalation.toml). The sweep's summary counts the run's batches' breaches too
+    (tickets built late, recorded with the run's id)."""
     import sqlalchemy as sa
 
     from pipeline.storage import store
@@ -322,8 +388,9 @@ def escalate_breaches(engine: sa.Engine, clock: SlaClock, rule, *, now: datetime
         to_escalate = found[found["escalated"]]
         for start in range(0, len(to_escalate), CHUNK):
             _escalate_tickets(conn, to_escalate.iloc[start:start + CHUNK], rule, now, webhooks or {})
+        this_run = breaches_of_run(conn, run_id)
     return BreachSweep(found=found, breached_open=breached_open, respond_breached=respond_breached,
-                       near_breach=near_breach)
+                       near_breach=near_breach, this_run=this_run)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -348,7 +415,7 @@ def _escalate_tickets(conn, found: pd.DataFrame, rule, now: datetime, webhooks: 
     changes = []
     for ticket_id, priority, hours_late in zip(ids, found["priority_after"].tolist(), found["hours_late"].tolist()):
         row = current[ticket_id]
-        reason = f"{rule.code}: {rule.reason}（已超时 {hours_late:.0f} 小时）"
+        reason = breach_reason(rule, hours_late)
         payload = json.loads(row.payload_json)
         payload.update(priority=int(priority), status=row.status,
                        escalation_reasons=payload["escalation_reasons"] + [reason],
@@ -368,7 +435,8 @@ def breach_markdown(sweep: BreachSweep) -> str:
     from pipeline.reporting.report import markdown_text
     from pipeline.labels import CAUSE_NAMES_ZH
 
-    new, escalated = len(sweep.found), int(sweep.found["escalated"].sum())
+    counted = sweep.summary()
+    new, escalated = counted["breached_since_last_run"], counted["escalated"]
     lines = ["# 处理时限 · Ticket deadlines", "",
              f"**自上次运行以来新超时 {new} 件**（其中 {escalated} 件已升级并通知主管）；仍未解决且已超时共 "
              f"{sweep.breached_open} 件，超时未回应顾客 {sweep.respond_breached} 件，即将超时 {sweep.near_breach} 件。",
@@ -377,8 +445,9 @@ def breach_markdown(sweep: BreachSweep) -> str:
              f"answered in time, {sweep.near_breach} near breach.", ""]
     if new:
         lines += ["| 原因 cause | 队列 queue | 件数 tickets | 平均超时 mean hours late |", "|---|---|---|---|"]
-        grouped = sweep.found.groupby(["cause", "queue"])["hours_late"].agg(["count", "mean"]).reset_index()
-        for row in grouped.sort_values("count", ascending=False).itertuples(index=False):
+        grouped = sweep.this_run.groupby(["cause", "queue"])[["tickets", "hours_late"]].sum().reset_index()
+        grouped = grouped.assign(count=grouped["tickets"], mean=grouped["hours_late"] / grouped["tickets"])
+        for row in grouped.sort_values("count", ascending=False, kind="stable").itertuples(index=False):
             name = f"{CAUSE_NAMES_ZH.get(row.cause, row.cause)} {row.cause}"
             lines.append(f"| {markdown_text(name)} | {markdown_text(row.queue)} | {row.count} | {row.mean:.0f} |")
     return "\n".join(lines) + "\n"
