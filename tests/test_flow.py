@@ -82,16 +82,27 @@ def _run_cli(args, work_dir, prefect_home):
                             env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def _many_samples(path, copies: int):
+    """The sample ``copies`` times over with ids of their own (rows of the same text on other dates stay
+    distinct complaints): enough batches that a kill lands between two of them."""
+    sample = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    pd.concat([sample.assign(id=sample["id"] + f"-{n}") for n in range(copies)]).to_csv(path, index=False)
+    return path
+
+
 def test_killed_run_resumes_to_the_same_rows(tmp_path):
     """Kill a real `complaints run` after some batches committed; a second run ends where an
     uninterrupted run ends: same complaints, predictions, tickets and quarantine rows, none twice."""
     work, clean, prefect_home = tmp_path / "killed", tmp_path / "clean", tmp_path / "prefect-home"
     url = f"sqlite:///{work / 'complaints.db'}"
-    uninterrupted = _run_cli([str(SAMPLE)], clean, prefect_home)  # also initialises the Prefect home
+    # 200 batches of 40: the sample alone (10 batches of the fast lexicon model) could be stored whole
+    # between two looks at the database, and the kill would land after the last batch
+    source = _many_samples(tmp_path / "many.csv", 20)
+    uninterrupted = _run_cli([str(source)], clean, prefect_home)  # also initialises the Prefect home
     output = uninterrupted.communicate(timeout=300)[0].decode()
     assert uninterrupted.returncode == 0, output
 
-    process = _run_cli([str(SAMPLE)], work, prefect_home)
+    process = _run_cli([str(source)], work, prefect_home)
     deadline = time.time() + 180
     while True:
         assert time.time() < deadline, "the run stored nothing within 180 s"
@@ -106,9 +117,9 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     partial = _table_counts(url)["complaints"]
-    assert 0 < partial < 400
+    assert 0 < partial < _table_counts(f"sqlite:///{clean / 'complaints.db'}")["complaints"]
 
-    resumed = _run_cli([str(SAMPLE)], work, prefect_home)
+    resumed = _run_cli([str(source)], work, prefect_home)
     output = resumed.communicate(timeout=300)[0].decode()
     assert resumed.returncode == 0, output
     assert _table_counts(url) == _table_counts(f"sqlite:///{clean / 'complaints.db'}")
