@@ -133,12 +133,24 @@ def _pending_entries(engine: sa.Engine, target: str, after_id: int, limit: int,
         return [PendingEntry(*row) for row in conn.execute(statement).tuples()]
 
 
+def _outbox_id_in(engine: sa.Engine, ids: list[int]) -> sa.ColumnElement[bool]:
+    """``outbox_id IN ids`` with the ids as one parameter (a JSON array on SQLite, an array on PostgreSQL): the
+    statement's text stays the same for every chunk. Bound one by one, 5,000 parameters cost SQLAlchemy's
+    compiler more than the update; written into the statement, every chunk was a new statement, and each
+    connection's cache of prepared statements held ~1 MB per chunk (+150 MB over a 1M-entry delivery)."""
+    column = store.outbox.c.outbox_id
+    ids = [int(outbox_id) for outbox_id in ids]
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam("outbox_ids", ids, type_=ARRAY(sa.Integer)))
+    listed = sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("outbox_ids", json.dumps(ids))))
+    return column.in_(listed.scalar_subquery())
+
+
 def _update(engine: sa.Engine, entries: list[PendingEntry], keeper: LeaseKeeper | None, **values) -> None:
     """Update outbox entries; with a lease keeper, only while the lease is still this run's (fenced)."""
-    # the ids (integers read from the table) written into the statement: binding 5,000 parameters cost
-    # SQLAlchemy's compiler more than the update itself
-    ids = sa.text(f"outbox_id IN ({','.join(str(int(entry.outbox_id)) for entry in entries)})")
-    statement = store.outbox.update().where(ids)
+    statement = store.outbox.update().where(_outbox_id_in(engine, [entry.outbox_id for entry in entries]))
     if keeper is not None:
         statement = statement.where(keeper.lease.still_held())
     with engine.begin() as conn:
