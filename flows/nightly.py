@@ -111,15 +111,16 @@ def nightly_flow(source: str | SecretStr, since: datetime | None = None, table: 
             store.finish_run(engine, abandoned, {}, "failed", error=f"process died; lease taken over by {run_id}")
             mark_crashed(store.prefect_flow_run_of(engine, abandoned), f"process died; run {run_id} took over")
         store.start_run(engine, run_id, hide_password(source), model.version, since, current_flow_run.id)
-        batches = cleanup.enter_context(BatchRun(settings, engine, model, run_id=run_id, since=since, router=router,
-                                                 escalator=escalator, quarantine_file=quarantine_file,
-                                                 after_batch=lambda _records: runlock.renew(engine, lease)))
         intake = Intake(engine, source, settings, table=table, query=query)
-        try:
-            counts = classify_and_store(batches, intake)
-        except Exception as exc:
-            store.finish_run(engine, run_id, batches.counts.as_dict(), "failed", error=str(exc))
-            raise
+        # closed when the batches are done: the worker processes and the run's ids are not kept through the rest
+        with BatchRun(settings, engine, model, run_id=run_id, since=since, router=router, escalator=escalator,
+                      quarantine_file=quarantine_file,
+                      after_batch=lambda _records: runlock.renew(engine, lease)) as batches:
+            try:
+                counts = classify_and_store(batches, intake)
+            except Exception as exc:
+                store.finish_run(engine, run_id, batches.counts.as_dict(), "failed", error=str(exc))
+                raise
         store.finish_run(engine, run_id, counts, "completed")
         summary = run_summary(engine, run_id, settings, quarantine_file if counts["quarantined"] else None)
         summary["intake"] = intake.summary()
