@@ -16,8 +16,8 @@ the ``[breach]`` rule of ``escalation.toml``, and reports those that breached si
 ticket built past its deadline already (a complaint older than its deadline) by the batch that builds it
 (``late_when_built``), the others by the sweep after the batches (``escalate_breaches``).
 
-About 380 lines: the clock rules and the sweep that applies them are kept together so the two cannot drift
-apart; what the sweep has the database count is in ``clock_counts``.
+About 450 lines: the clock rules and the two places that apply them (the batch's breach rule and the sweep)
+are kept together so they cannot drift apart; what the sweep has the database count is in ``clock_counts``.
 """
 from __future__ import annotations
 
