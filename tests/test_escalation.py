@@ -24,9 +24,10 @@ NOW = datetime(2026, 11, 10, 8, 0)
 def lexicon_settings(tmp_path):
     """The shipped term and repeat rules without the deadline rule: these complaints are weeks older than
     their deadlines, and the batch would add its breach escalation to every ticket (tests/test_sla.py)."""
-    text = RULES.read_text(encoding="utf-8")
+    before, _, breach = RULES.read_text(encoding="utf-8").partition("\n[breach]\n")
+    assert breach and "\n[" not in breach  # the last table of the file: nothing else is cut off with it
     rules = tmp_path / "escalation.toml"
-    rules.write_text(text[:text.index("\n[breach]\n")], encoding="utf-8")
+    rules.write_text(before, encoding="utf-8")
     return load_settings(work_dir=tmp_path / "work", classifier="lexicon", escalation_path=rules)
 
 
