@@ -70,10 +70,8 @@ def outbox_entries(ticket: dict, webhooks: Mapping[str, WebhookTarget], now: dat
 def escalation_entries(ticket_id: str, queue: str, webhooks: Mapping[str, WebhookTarget], now: datetime, *,
                        key_suffix: str) -> list[dict]:
     """The entries ``queue_again`` queues for one ticket, for a ticket escalated as it is built."""
-    targets = (FILE, WEBHOOK) if webhook_for(queue, webhooks) else (FILE,)
-    return [{"ticket_id": ticket_id, "target": target, "queue": queue,
-             "idempotency_key": f"{target}:{ticket_id}{key_suffix}", "status": PENDING, "attempts": 0,
-             "created_at": now} for target in targets]
+    return [{**entry, "idempotency_key": entry["idempotency_key"] + key_suffix}
+            for entry in outbox_entries({"ticket_id": ticket_id, "queue": queue}, webhooks, now)]
 
 
 def queue_again(conn: sa.Connection, ticket_ids: list[str], queue: str, webhooks: Mapping[str, WebhookTarget],

@@ -204,13 +204,15 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
                                           text_triggers=found[i]) if escalator else []
         decision = escalate(routes[i], triggers)
         received_at = min(times[i], now)  # tickets.sla.clock_start
-        late = late_when_built(breach_rule, clock, received_at=received_at, queue=decision.queue,
-                               priority=decision.priority, resolve_hours=decision.sla_hours, now=now)
+        deadlines = clock.deadlines(received_at, decision.queue, decision.priority, decision.sla_hours)
+        late = late_when_built(breach_rule, clock, due_at=deadlines["due_at"], queue=decision.queue,
+                               priority=decision.priority, now=now)
         ticket = build_ticket(complaint=complaint, prediction=prediction, decision=decision,
                               model_version=model_version, probabilities=probabilities[i],
                               escalation_reasons=[t.describe() for t in triggers],
                               escalation_steps=[step for t in triggers for step in t.steps],
-                              created_at=now, run_id=run_id, clock=clock, received_at=received_at, late=late)
+                              created_at=now, run_id=run_id, clock=clock, received_at=received_at,
+                              deadlines=deadlines, late=late)
         ticket_rows.append(ticket)
         outbox_rows.extend(outbox_entries(ticket, webhooks or {}, now))
         if late is not None:

@@ -20,20 +20,21 @@ def ticket_id_for(complaint_id: str) -> str:
 def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision, model_version: str,
                  probabilities: dict[str, float], escalation_reasons: list[str], created_at: datetime,
                  run_id: str, escalation_steps: list[str] | None = None, clock: SlaClock | None = None,
-                 received_at: datetime | None = None, late: BuiltLate | None = None) -> dict:
+                 received_at: datetime | None = None, deadlines: dict | None = None,
+                 late: BuiltLate | None = None) -> dict:
     """A ticket row; ``payload`` is what receivers (files, webhooks) get. ``decision`` is the route after
     escalation; ``escalation_steps`` are the fired rules' extra immediate actions. The deadlines run from
     the complaint's own time on ``clock`` (around the clock without one). The row's times are UTC like
     every stored time; the payload shows them in the clock's time zone with the offset. ``received_at``:
-    ``clock_start`` of the complaint's time, when the caller has it already. ``late``: the ticket is past its
-    resolve deadline already (``late_when_built``); escalated, its priority, reasons and steps are the
-    breach rule's, as the deadline sweep would have made them."""
+    ``clock_start`` of the complaint's time, and ``deadlines``: ``clock.deadlines`` of the ticket, when the
+    caller has them already. ``late``: the ticket is past its resolve deadline already (``late_when_built``);
+    escalated, its priority, reasons and steps are the breach rule's, as the deadline sweep would have made them."""
     ticket_id = ticket_id_for(complaint["complaint_id"])
     if received_at is None:
         received_at = clock_start(complaint.get("created_at"), created_at)
     clock = clock or SlaClock(SlaRules(), "UTC")
     zone = clock.zone.key
-    deadlines = clock.deadlines(received_at, decision.queue, decision.priority, decision.sla_hours)
+    deadlines = deadlines or clock.deadlines(received_at, decision.queue, decision.priority, decision.sla_hours)
     due_at = deadlines["due_at"]
     priority = decision.priority
     if late is not None and late.escalated:

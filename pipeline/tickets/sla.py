@@ -281,14 +281,11 @@ class BuiltLate:
                 "hours_late": self.hours_late, "escalated": self.escalated}
 
 
-def late_when_built(rule, clock: SlaClock, *, received_at: datetime, queue: str, priority: int,
-                    resolve_hours: float, now: datetime) -> BuiltLate | None:
-    """The breach of a ticket built at ``now`` whose resolve deadline passed already — the sweep's rule
-    (``escalate_breaches``) applied at once; None when the deadline is still ahead or there is no rule."""
-    if rule is None:
-        return None
-    due_at = clock.due(received_at, resolve_hours, queue)
-    if due_at >= now:
+def late_when_built(rule, clock: SlaClock, *, due_at: datetime, queue: str, priority: int,
+                    now: datetime) -> BuiltLate | None:
+    """The breach of a ticket built at ``now`` whose resolve deadline ``due_at`` passed already — the sweep's
+    rule (``escalate_breaches``) applied at once; None when the deadline is still ahead or there is no rule."""
+    if rule is None or due_at >= now:
         return None
     hours_late = float(np.round(clock.elapsed_hours(due_at, now, queue), 1))  # as the sweep's pandas rounds
     escalated = now - due_at <= timedelta(days=rule.max_days_late)
