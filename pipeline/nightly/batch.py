@@ -29,7 +29,7 @@ from pipeline.text.normalise import mask_pii
 from pipeline.text.privacy import Privacy
 from pipeline.routing.router import Router
 from pipeline.ingest.quarantine import QuarantinedRow, QuarantineReason
-from pipeline.tickets.build import as_json, build_ticket
+from pipeline.tickets.build import as_json, build_ticket, encode_remedy
 from pipeline.tickets.sla import late_when_built
 from pipeline.ingest.validate import QuarantineTally, validate_rows
 from pipeline.model.classify import CauseModel, TextWork
@@ -171,6 +171,8 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
     labels = [c.removeprefix("p_") for c in predictions.columns if c.startswith("p_")]
     probabilities = [dict(zip(labels, values)) for values in
                      predictions[[f"p_{label}" for label in labels]].to_numpy(dtype=float).tolist()]
+    # encoded once for the prediction and the ticket: ensure_ascii makes no difference to ASCII labels
+    share_probabilities = all(label.isascii() for label in labels)
     causes, needs_review = predictions["cause"].tolist(), predictions["needs_review"].astype(bool).tolist()
     confidences = predictions["confidence"].astype(float).tolist()
     secondary, explanations = predictions["secondary_causes"].tolist(), predictions["explanation"].tolist()
@@ -182,6 +184,8 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
                                [{"channel": channel or "", **fields} for channel, fields in zip(channels, metadata)])
     source, source_row = rows["source"].tolist(), rows["source_row"].astype(int).tolist()
     hashes, truncated = rows["content_hash"].tolist(), rows["text_truncated"].astype(bool).tolist()
+    remedies = {id(route.remedy): route.remedy for route in routes}  # escalation keeps the route's remedy
+    remedy_json = {key: encode_remedy(remedy) for key, remedy in remedies.items()}
     complaint_rows, prediction_rows, ticket_rows, outbox_rows, breach_rows = [], [], [], [], []
     clock = router.sla_clock
     for i, complaint_id in enumerate(ids):
@@ -194,9 +198,10 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
         complaint_rows.append(complaint)
         prediction = {"cause": causes[i], "confidence": confidences[i], "needs_review": needs_review[i],
                       "secondary_causes": secondary[i], "explanation": explanations[i]}
+        probabilities_json = json.dumps(probabilities[i])
         prediction_rows.append({
             "complaint_id": complaint_id, "model_version": model_version, **prediction,
-            "probabilities_json": json.dumps(probabilities[i]), "unfamiliar": unfamiliar[i],
+            "probabilities_json": probabilities_json, "unfamiliar": unfamiliar[i],
             "coverage": None if np.isnan(coverage[i]) else coverage[i], "run_id": run_id, "predicted_at": now,
         })
         triggers = escalator.triggers_for(text=texts[i], complaint_id=complaint_id, customer_key=customer_keys[i],
@@ -212,7 +217,8 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
                               escalation_reasons=[t.describe() for t in triggers],
                               escalation_steps=[step for t in triggers for step in t.steps],
                               created_at=now, run_id=run_id, clock=clock, received_at=received_at,
-                              deadlines=deadlines, late=late)
+                              deadlines=deadlines, late=late, remedy_json=remedy_json[id(decision.remedy)],
+                              probabilities_json=probabilities_json if share_probabilities else None)
         ticket_rows.append(ticket)
         outbox_rows.extend(outbox_entries(ticket, webhooks or {}, now))
         if late is not None:

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from pipeline.clock import local_iso
-from pipeline.routing.router import RoutingDecision
+from pipeline.routing.router import Remedy, RoutingDecision
 from pipeline.tickets.sla import BuiltLate, SlaClock, SlaRules, clock_start
 
 OPEN = "open"
@@ -17,18 +17,27 @@ def ticket_id_for(complaint_id: str) -> str:
     return "TK-" + hashlib.sha256(complaint_id.encode("utf-8")).hexdigest()[:16]
 
 
+def encode_remedy(remedy: Remedy) -> str:
+    """A remedy as ticket payloads hold it: the same for every ticket with the remedy (≈ 0.4 KB of each)."""
+    return as_json({"code": remedy.code, "title_zh": remedy.title_zh, "title_en": remedy.title_en,
+                    "owner_role": remedy.owner_role, "immediate": remedy.immediate, "preventive": remedy.preventive})
+
+
 def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision, model_version: str,
                  probabilities: dict[str, float], escalation_reasons: list[str], created_at: datetime,
                  run_id: str, escalation_steps: list[str] | None = None, clock: SlaClock | None = None,
                  received_at: datetime | None = None, deadlines: dict | None = None,
-                 late: BuiltLate | None = None) -> dict:
+                 late: BuiltLate | None = None, probabilities_json: str | None = None,
+                 remedy_json: str | None = None) -> dict:
     """A ticket row; ``payload`` is what receivers (files, webhooks) get. ``decision`` is the route after
     escalation; ``escalation_steps`` are the fired rules' extra immediate actions. The deadlines run from
     the complaint's own time on ``clock`` (around the clock without one). The row's times are UTC like
     every stored time; the payload shows them in the clock's time zone with the offset. ``received_at``:
     ``clock_start`` of the complaint's time, and ``deadlines``: ``clock.deadlines`` of the ticket, when the
     caller has them already. ``late``: the ticket is past its resolve deadline already (``late_when_built``);
-    escalated, its priority, reasons and steps are the breach rule's, as the deadline sweep would have made them."""
+    escalated, its priority, reasons and steps are the breach rule's, as the deadline sweep would have made them.
+    ``probabilities_json`` (``probabilities`` encoded) and ``remedy_json`` (``encode_remedy`` of the decision's
+    remedy): when the caller has them already, spliced into the payload as they are."""
     ticket_id = ticket_id_for(complaint["complaint_id"])
     if received_at is None:
         received_at = clock_start(complaint.get("created_at"), created_at)
@@ -41,7 +50,7 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         priority = late.priority_after
         escalation_reasons = escalation_reasons + [late.reason]
         escalation_steps = (escalation_steps or []) + list(late.steps)
-    payload = {
+    head = as_json({
         "ticket_id": ticket_id,
         "complaint_id": complaint["complaint_id"],
         "text": complaint["text_masked"],
@@ -52,11 +61,8 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         "secondary_causes": [c for c in prediction["secondary_causes"].split("|") if c],
         "confidence": prediction["confidence"],
         "needs_review": bool(prediction["needs_review"]),
-        "probabilities": probabilities,
-        "explanation": prediction["explanation"],
-        "remedy": {"code": decision.remedy.code, "title_zh": decision.remedy.title_zh,
-                   "title_en": decision.remedy.title_en, "owner_role": decision.remedy.owner_role,
-                   "immediate": decision.remedy.immediate, "preventive": decision.remedy.preventive},
+    })
+    tail = as_json({
         "queue": decision.queue,
         "priority": priority,
         "due_at": local_iso(due_at, zone),
@@ -65,13 +71,18 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         "escalation_steps": escalation_steps or [],
         "model_version": model_version,
         "status": OPEN,
-    }
+    })
+    # the text of the whole payload dict encoded at once (tests/test_tickets_json.py), with the parts that
+    # the caller encoded once for many tickets spliced in
+    payload_json = (f'{head[:-1]}, "probabilities": {probabilities_json or as_json(probabilities)}, '
+                    f'"explanation": {as_json(prediction["explanation"])}, '
+                    f'"remedy": {remedy_json or encode_remedy(decision.remedy)}, {tail[1:]}')
     return {
         "ticket_id": ticket_id, "complaint_id": complaint["complaint_id"], "cause": prediction["cause"],
         "remedy_code": decision.remedy.code, "queue": decision.queue, "priority": priority,
         "due_at": due_at, "escalation_reasons": as_json(escalation_reasons),
         "model_version": model_version, "status": OPEN,
-        "payload_json": as_json(payload), "run_id": run_id, "created_at": created_at,
+        "payload_json": payload_json, "run_id": run_id, "created_at": created_at,
         "received_at": received_at, "acknowledge_due_at": deadlines["acknowledge_due_at"], "reopened_count": 0,
     }
 
