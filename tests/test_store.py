@@ -168,3 +168,18 @@ def test_what_postgresql_refuses_is_quarantined_or_cleaned_before_it_gets_there(
     assert quarantine.loc[4, "reason"] == "value_too_long" and quarantine.loc[4, "column_name"] == "channel"
     assert all(quarantine["source"] == str(source))
     assert json.loads(quarantine.loc[3, "raw_json"])["id"] == "N\x003"  # the bad row is kept as it came
+
+
+def test_the_sqlite_write_stores_times_as_sqlalchemy_would():
+    """``_insert_rows`` formats plain naive datetimes itself: the same text as SQLAlchemy's SQLite DATETIME."""
+    from datetime import date, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    theirs = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    ours = store._bind_processor(sa.DateTime(), dialect)
+    times = [datetime(1, 1, 1), datetime(999, 12, 31, 23, 59, 59, 999999), datetime(2026, 11, 23, 2, 0, 0, 1),
+             datetime(9999, 12, 31, 23, 59, 59), datetime(2026, 3, 1, 8, 5, tzinfo=timezone.utc),
+             pd.Timestamp("2026-11-23 02:00:00.123456"), date(2026, 11, 23), None]
+    assert [ours(value) for value in times] == [theirs(value) for value in times]

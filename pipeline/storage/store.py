@@ -192,7 +192,7 @@ def _insert_rows(conn: sa.Connection, table: sa.Table, records: list[dict]) -> N
     columns = list(statement.positiontup)  # the order of the statement's ? marks
     values = [[record[column] for record in records] for column in columns]  # column by column
     for position, column in enumerate(columns):
-        convert = table.c[column].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        convert = _bind_processor(table.c[column].type, conn.dialect)
         if convert is not None:
             converted: dict = {None: None}
             for value in values[position]:
@@ -200,6 +200,21 @@ def _insert_rows(conn: sa.Connection, table: sa.Table, records: list[dict]) -> N
                     converted[value] = convert(value)
             values[position] = list(map(converted.__getitem__, values[position]))
     conn.exec_driver_sql(statement.string, list(zip(*values)))
+
+
+def _bind_processor(column_type: sa.types.TypeEngine, dialect: sa.Dialect):
+    """SQLAlchemy's conversion of a column's values for ``dialect``; for a plain ``DateTime`` on SQLite the
+    text it writes ('YYYY-MM-DD HH:MM:SS.ffffff') made by ``isoformat`` for naive datetimes, at a third of
+    the cost (a batch has four distinct times per complaint)."""
+    convert = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if type(column_type) is not sa.DateTime or dialect.name != "sqlite":
+        return convert
+
+    def sqlite_datetime(value):
+        if type(value) is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return convert(value)
+    return sqlite_datetime
 
 
 
