@@ -57,3 +57,22 @@ def test_since_is_a_local_time(prefect_harness, lexicon_settings, tmp_path):
                            settings=lexicon_settings)
     assert summary["counts"]["skipped_before_since"] == 1  # LATE only
     assert summary["counts"]["classified"] == 3
+
+
+@pytest.mark.parametrize("timezone", ["Asia/Shanghai", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe",
+                                      "Asia/Kathmandu", "Africa/Monrovia", "UTC"])
+def test_local_iso_shows_each_stored_time_as_its_zone_does(timezone):
+    """``local_iso`` looks each UTC hour's offset up once: the same text as converting every time, through
+    DST changes (Lord Howe's by half an hour), quarter-hour zones and the odd offsets of local mean time."""
+    from datetime import timedelta, timezone as dt_timezone
+    from zoneinfo import ZoneInfo
+
+    from pipeline.clock import local_iso
+
+    zone = ZoneInfo(timezone)
+    times = [datetime(year, 1, 1) + timedelta(minutes=7 * step, seconds=step % 61, microseconds=step * 997 % 10**6)
+             for year in (1900, 1919, 1972, 2026) for step in range(0, 365 * 24 * 60 // 7, 17)]
+    times += [datetime(1, 1, 1, 12), datetime(9999, 12, 30, 12, 59, 59, 999999), pd.Timestamp("2026-03-29 01:00")]
+    assert [local_iso(t, timezone) for t in times] == [
+        t.replace(tzinfo=dt_timezone.utc).astimezone(zone).isoformat(timespec="seconds") for t in times]
+    assert local_iso(None, timezone) is None and local_iso(pd.NaT, timezone) is None
