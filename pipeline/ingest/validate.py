@@ -80,7 +80,7 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
         (ids.str.contains(CONTROL_CHARACTERS.pattern, regex=True).to_numpy(dtype=bool), "id", QuarantineReason.CONTROL_CHARACTERS),
     ]
     bad_date = (stamps.isna().to_numpy() & (frame["created_at_raw"].astype(object).str.strip() != "").to_numpy(dtype=bool))
-    long_channel = np.fromiter((isinstance(c, str) and len(c) > CHANNEL_LENGTH for c in frame["channel"]),
+    long_channel = np.fromiter((isinstance(c, str) and len(c) > CHANNEL_LENGTH for c in frame["channel"].tolist()),
                                dtype=bool, count=len(frame))
     first_failed = np.full(len(frame), -1)
     for number, (failed, _, _) in reversed(list(enumerate(checks))):
@@ -111,7 +111,7 @@ def validate_rows(frame: pd.DataFrame, seen_ids: set[str], *, max_text_chars: in
     good = frame.iloc[keep].drop(columns=["has_text_column"]).reset_index(drop=True)
     good["created_at"] = stamps.iloc[keep].reset_index(drop=True)
     good["text_truncated"] = good["text"].str.len() > max_text_chars
-    good["content_hash"] = [content_hash(t) for t in good["text"]]
+    good["content_hash"] = [content_hash(t) for t in good["text"].tolist()]  # tolist: pyarrow iterates slowly
     good["text"] = good["text"].str.replace("\x00", "", regex=False)  # meaningless, and PostgreSQL refuses it
     return good, quarantined
 

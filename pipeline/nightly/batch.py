@@ -106,8 +106,10 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
         good = good[~before]
     seen_ids.update(seen_with_chunk.chunk_ids)
     seen_ids.update(split.taken_ids)
-    already = pd.Series([cid in stored for cid in good["complaint_id"]], index=good.index, dtype=bool)
-    same_text = pd.Series([stored.get(cid) == digest for cid, digest in zip(good["complaint_id"], good["content_hash"])],
+    # columns read as lists: iterating a pyarrow-backed column costs ~0.4 µs a value, tolist() a twentieth
+    good_ids = good["complaint_id"].tolist()
+    already = pd.Series([cid in stored for cid in good_ids], index=good.index, dtype=bool)
+    same_text = pd.Series([stored.get(cid) == digest for cid, digest in zip(good_ids, good["content_hash"].tolist())],
                           index=good.index, dtype=bool)
     for row in good[already & ~same_text].itertuples(index=False):
         quarantined.append(QuarantinedRow(row.source, row.source_row, settings.columns.id,
@@ -123,7 +125,7 @@ def prepare_batch(chunk: RawChunk, settings: Settings, seen_ids: set[str],
     new_rows["customer_key"] = [privacy.customer_ref(m.get(settings.columns.customer)) for m in new_rows["metadata"]]
     new_rows["metadata"] = [privacy.mask_fields(m) for m in new_rows["metadata"]]
     channels = {c: mask_pii(c) for c in set(new_rows["channel"]) if isinstance(c, str)}  # a handful per batch
-    new_rows["channel"] = [channels.get(c, c) if isinstance(c, str) else c for c in new_rows["channel"]]
+    new_rows["channel"] = [channels.get(c, c) if isinstance(c, str) else c for c in new_rows["channel"].tolist()]
     counts.classified = len(new_rows)
     return PreparedBatch(new_rows, quarantined, counts)
 
@@ -165,7 +167,7 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
     found = predictions["text_triggers"].tolist() if "text_triggers" in predictions else [None] * len(ids)
     created = [None if pd.isna(at) else at for at in pd.to_datetime(rows["created_at"]).dt.to_pydatetime().tolist()]
     times = [now if at is None else at for at in created]  # escalation.complaint_time
-    customer_keys = ([as_customer_key(key) for key in rows["customer_key"]] if "customer_key" in rows
+    customer_keys = ([as_customer_key(key) for key in rows["customer_key"].tolist()] if "customer_key" in rows
                      else [None] * len(ids))
     history = with_batch(customer_history or {}, list(zip(customer_keys, times, ids)))
     labels = [c.removeprefix("p_") for c in predictions.columns if c.startswith("p_")]
