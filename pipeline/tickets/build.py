@@ -72,7 +72,7 @@ def build_ticket(*, complaint: dict, prediction: dict, decision: RoutingDecision
         "model_version": model_version,
         "status": OPEN,
     })
-    # the text of the whole payload dict encoded at once (tests/test_tickets_json.py), with the parts that
+    # the text of the whole payload dict encoded at once (tests/test_ticket_json.py), with the parts that
     # the caller encoded once for many tickets spliced in
     payload_json = (f'{head[:-1]}, "probabilities": {probabilities_json or as_json(probabilities)}, '
                     f'"explanation": {as_json(prediction["explanation"])}, '
