@@ -7,6 +7,7 @@ Free of Prefect, so a batch can run wherever Python runs (a Dask worker).
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -294,14 +295,20 @@ class BatchRun:
 
     def run(self, chunks: Iterable[RawChunk]) -> RunCounts:
         """Every chunk through the batch path; the run's counts, checked (rows read = the rows accounted for)."""
-        classifying = None
-        for chunk in chunks:
-            following = self.start_classifying(self.prepare(chunk))
+        # the libraries' long-lived objects (millions) kept out of the collector's passes while the batches
+        # allocate: ≈ 5 µs less per row of the main process (bench.batch_phase)
+        gc.freeze()
+        try:
+            classifying = None
+            for chunk in chunks:
+                following = self.start_classifying(self.prepare(chunk))
+                if classifying is not None:
+                    self.store(classifying)
+                classifying = following
             if classifying is not None:
                 self.store(classifying)
-            classifying = following
-        if classifying is not None:
-            self.store(classifying)
+        finally:
+            gc.unfreeze()
         self.counts.check()
         return self.counts
 
