@@ -59,18 +59,24 @@ def webhook_for(queue: str, webhooks: Mapping[str, WebhookTarget]) -> WebhookTar
     return webhooks.get(queue) or webhooks.get(ANY_QUEUE)
 
 
+def idempotency_key(target: str, ticket_id, key_suffix: str = ""):
+    """The key a receiver deduplicates a delivery by. ``ticket_id`` may be a string or a SQL column (the same
+    concatenation then happens in the database: ``queue_again``)."""
+    return f"{target}:" + ticket_id + key_suffix
+
+
 def outbox_entries(ticket: dict, webhooks: Mapping[str, WebhookTarget], now: datetime) -> list[dict]:
     """A ticket's deliveries: always its queue's file; the webhook too when its queue has one."""
     targets = [FILE] + ([WEBHOOK] if webhook_for(ticket["queue"], webhooks) else [])
     return [{"ticket_id": ticket["ticket_id"], "target": target, "queue": ticket["queue"],
-             "idempotency_key": f"{target}:{ticket['ticket_id']}", "status": PENDING, "attempts": 0,
+             "idempotency_key": idempotency_key(target, ticket["ticket_id"]), "status": PENDING, "attempts": 0,
              "created_at": now} for target in targets]
 
 
 def escalation_entries(ticket_id: str, queue: str, webhooks: Mapping[str, WebhookTarget], now: datetime, *,
                        key_suffix: str) -> list[dict]:
     """The entries ``queue_again`` queues for one ticket, for a ticket escalated as it is built."""
-    return [{**entry, "idempotency_key": entry["idempotency_key"] + key_suffix}
+    return [{**entry, "idempotency_key": idempotency_key(entry["target"], ticket_id, key_suffix)}
             for entry in outbox_entries({"ticket_id": ticket_id, "queue": queue}, webhooks, now)]
 
 
@@ -80,7 +86,7 @@ def queue_again(conn: sa.Connection, ticket_ids: list[str], queue: str, webhooks
     gives, their idempotency keys ending in ``key_suffix``, one insert … select per target."""
     outbox, tickets = store.outbox, store.tickets
     for target in (FILE, WEBHOOK) if webhook_for(queue, webhooks) else (FILE,):
-        key = sa.literal(f"{target}:") + tickets.c.ticket_id + sa.literal(key_suffix)
+        key = idempotency_key(target, tickets.c.ticket_id, key_suffix)
         entries = sa.select(tickets.c.ticket_id, sa.literal(target), sa.literal(queue), key, sa.literal(PENDING),
                             sa.literal(0), sa.literal(now, sa.DateTime)).where(tickets.c.ticket_id.in_(ticket_ids))
         conn.execute(outbox.insert().from_select(
