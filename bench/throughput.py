@@ -9,7 +9,8 @@ text joined with a clause of another), and in the same run, each in its own proc
 - ``nightly``: the whole Prefect flow as ``complaints run`` runs it (temporary server start, the batch path,
   deadlines, delivery, trend report), with the time of every batch;
 - ``rerun``: the same flow again over the same file, every row already stored (the idle rerun).
-Peak RSS is the largest single process of the measurement (sampled from /proc). Figures are printed, not
+Peak RSS is the largest single process of the measurement; CPU seconds are those of all its processes together
+(both sampled from /proc): the core-seconds a step costs, which the 2 cores bound. Figures are printed, not
 asserted; the machine may be shared — read ratios measured in the same run more than seconds.
 """
 from __future__ import annotations
@@ -71,11 +72,15 @@ def make_input(size: int, path: Path) -> int:
     return sum(map(len, texts))
 
 
-class PeakRss:
-    """The largest resident set of this process or any descendant, sampled every 0.2 s (VmHWM)."""
+class ProcessTree:
+    """This process and its descendants, sampled every 0.2 s: the largest resident set of any one of them
+    (VmHWM) and the CPU seconds they used between enter and exit, all processes together (the core-seconds a
+    step costs: a process that ends between two samples loses at most its last 0.2 s)."""
 
     def __init__(self):
         self.peak_kb = 0
+        self._ticks: dict[tuple[int, str], int] = {}  # (pid, start time) → utime + stime seen last
+        self._own_ticks_at_start = _cpu_ticks(os.getpid())[1]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -83,26 +88,42 @@ class PeakRss:
         from pipeline.nightly.reaper import descendants
 
         while not self._stop.wait(0.2):
-            for pid in [os.getpid(), *descendants(os.getpid())]:
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                found = re.search(r"VmHWM:\s+(\d+)", status)
-                if found:
-                    self.peak_kb = max(self.peak_kb, int(found.group(1)))
+            self._look(descendants(os.getpid()))
 
-    def __enter__(self) -> "PeakRss":
+    def _look(self, children) -> None:
+        for pid in [os.getpid(), *children]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                started, ticks = _cpu_ticks(pid)
+            except OSError:
+                continue
+            self._ticks[(pid, started)] = ticks
+            found = re.search(r"VmHWM:\s+(\d+)", status)
+            if found:
+                self.peak_kb = max(self.peak_kb, int(found.group(1)))
+
+    def __enter__(self) -> "ProcessTree":
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self._look([])
 
     @property
     def mb(self) -> float:
         return round(self.peak_kb / 1024, 1)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return round((sum(self._ticks.values()) - self._own_ticks_at_start) / os.sysconf("SC_CLK_TCK"), 1)
+
+
+def _cpu_ticks(pid: int) -> tuple[str, int]:
+    """A process's start time (to tell a reused pid apart) and its user + system CPU in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return fields[19], int(fields[11]) + int(fields[12])
 
 
 def _segment_slice(args: tuple[str, list[str]]) -> int:
@@ -125,7 +146,7 @@ def measure(mode: str, path: Path, work: Path, engine: str) -> dict:
         with path.open(encoding="utf-8", newline="") as handle:
             rows = sum(1 for _ in csv.reader(handle)) - 1
     result: dict = {"mode": mode, "rows": rows}
-    with PeakRss() as rss:
+    with ProcessTree() as tree:
         started = time.perf_counter()
         if mode == "segment":
             halves = [(engine, list(half)) for half in np.array_split(np.array(texts, dtype=object), 2)]
@@ -153,7 +174,7 @@ def measure(mode: str, path: Path, work: Path, engine: str) -> dict:
                 result["last_batch_stored_at_s"] = round(batch_ends[-1] - started, 1)
         seconds = time.perf_counter() - started
     return {**result, "seconds": round(seconds, 1), "rows_per_second": round(rows / seconds),
-            "peak_rss_mb": rss.mb}
+            "peak_rss_mb": tree.mb, "cpu_seconds": tree.cpu_seconds}
 
 
 def _batch_times(ends: list[float]) -> dict:
@@ -190,8 +211,8 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, engine: {args.engine}, load average at start: {os.getloadavg()[0]:.1f}",
           flush=True)
     print("| rows | step | seconds | last batch stored at s | rows/s | peak RSS MB (largest process) "
-          "| per batch, first → last tenth |")
-    print("|---|---|---|---|---|---|---|", flush=True)
+          "| per batch, first → last tenth | CPU s, all processes (core-µs per row) |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         for size in args.sizes:
             path, work = Path(tmp) / f"bench_{size}.csv", Path(tmp) / f"work_{size}"
@@ -202,10 +223,11 @@ def main() -> None:
                 per_batch = (f"{r['first_tenth_s']:.2f} s → {r['last_tenth_s']:.2f} s "
                              f"({r['last_tenth_s'] / r['first_tenth_s']:.2f}×)" if "first_tenth_s" in r else "")
                 print(f"| {size:,} | {mode} | {r['seconds']} | {r.get('last_batch_stored_at_s', '')} | "
-                      f"{r['rows_per_second']:,} | {r['peak_rss_mb']:,} | {per_batch} |", flush=True)
+                      f"{r['rows_per_second']:,} | {r['peak_rss_mb']:,} | {per_batch} | "
+                      f"{r['cpu_seconds']} ({r['cpu_seconds'] / size * 1e6:.0f}) |", flush=True)
             if "nightly" in results and "model" in results:
                 ratio = results["nightly"]["rows_per_second"] / results["model"]["rows_per_second"]
-                print(f"| {size:,} | end to end ÷ model alone | | | {ratio:.2f}× | | |", flush=True)
+                print(f"| {size:,} | end to end ÷ model alone | | | {ratio:.2f}× | | | |", flush=True)
             print(f"load average now: {os.getloadavg()[0]:.1f}", flush=True)
 
 
