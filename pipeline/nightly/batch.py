@@ -187,7 +187,8 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
                                [{"channel": channel or "", **fields} for channel, fields in zip(channels, metadata)])
     source, source_row = rows["source"].tolist(), rows["source_row"].astype(int).tolist()
     hashes, truncated = rows["content_hash"].tolist(), rows["text_truncated"].astype(bool).tolist()
-    remedies = {id(route.remedy): route.remedy for route in routes}  # escalation keeps the route's remedy
+    # each remedy's JSON once per batch (a ticket whose remedy is not among them has its own encoded)
+    remedies = {id(route.remedy): route.remedy for route in routes}
     remedy_json = {key: encode_remedy(remedy) for key, remedy in remedies.items()}
     complaint_rows, prediction_rows, ticket_rows, outbox_rows, breach_rows = [], [], [], [], []
     clock = router.sla_clock
@@ -220,7 +221,7 @@ def build_records(rows: pd.DataFrame, predictions: pd.DataFrame, *, router: Rout
                               escalation_reasons=[t.describe() for t in triggers],
                               escalation_steps=[step for t in triggers for step in t.steps],
                               created_at=now, run_id=run_id, clock=clock, received_at=received_at,
-                              deadlines=deadlines, late=late, remedy_json=remedy_json[id(decision.remedy)],
+                              deadlines=deadlines, late=late, remedy_json=remedy_json.get(id(decision.remedy)),
                               probabilities_json=probabilities_json if share_probabilities else None)
         ticket_rows.append(ticket)
         outbox_rows.extend(outbox_entries(ticket, webhooks or {}, now))

@@ -217,7 +217,6 @@ def _bind_processor(column_type: sa.types.TypeEngine, dialect: sa.Dialect):
     return sqlite_datetime
 
 
-
 def complaint_time():
     """When a complaint happened: the source's created_at, or ingested_at when the source gave no date."""
     return sa.func.coalesce(complaints.c.created_at, complaints.c.ingested_at)
