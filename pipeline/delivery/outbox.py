@@ -65,12 +65,16 @@ def idempotency_key(target: str, ticket_id, key_suffix: str = ""):
     return f"{target}:" + ticket_id + key_suffix
 
 
+def delivery_targets(queue: str, webhooks: Mapping[str, WebhookTarget]) -> tuple[str, ...]:
+    """Where a queue's tickets go: always its file; the webhook too when the queue has one."""
+    return (FILE, WEBHOOK) if webhook_for(queue, webhooks) else (FILE,)
+
+
 def outbox_entries(ticket: dict, webhooks: Mapping[str, WebhookTarget], now: datetime) -> list[dict]:
-    """A ticket's deliveries: always its queue's file; the webhook too when its queue has one."""
-    targets = [FILE] + ([WEBHOOK] if webhook_for(ticket["queue"], webhooks) else [])
+    """A ticket's deliveries, one per ``delivery_targets`` of its queue."""
     return [{"ticket_id": ticket["ticket_id"], "target": target, "queue": ticket["queue"],
              "idempotency_key": idempotency_key(target, ticket["ticket_id"]), "status": PENDING, "attempts": 0,
-             "created_at": now} for target in targets]
+             "created_at": now} for target in delivery_targets(ticket["queue"], webhooks)]
 
 
 def escalation_entries(ticket_id: str, queue: str, webhooks: Mapping[str, WebhookTarget], now: datetime, *,
@@ -85,7 +89,7 @@ def queue_again(conn: sa.Connection, ticket_ids: list[str], queue: str, webhooks
     """Queue stored tickets' deliveries to ``queue`` once more (an escalation): the entries ``outbox_entries``
     gives, their idempotency keys ending in ``key_suffix``, one insert … select per target."""
     outbox, tickets = store.outbox, store.tickets
-    for target in (FILE, WEBHOOK) if webhook_for(queue, webhooks) else (FILE,):
+    for target in delivery_targets(queue, webhooks):
         key = idempotency_key(target, tickets.c.ticket_id, key_suffix)
         entries = sa.select(tickets.c.ticket_id, sa.literal(target), sa.literal(queue), key, sa.literal(PENDING),
                             sa.literal(0), sa.literal(now, sa.DateTime)).where(tickets.c.ticket_id.in_(ticket_ids))
