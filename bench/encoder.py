@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.metrics import accuracy_score
-from sklearn.naive_bayes import MultinomialNB
 
 from bench.industries import evaluation_sets
 from pipeline.config import DATA_DIR
@@ -33,26 +32,15 @@ EMBEDDED_CHARS = 400
 
 
 class WithEmbeddings(ComplaintThenCause):
-    """The shipped two-stage model whose naive Bayes share reads only the first ``tfidf_columns`` columns."""
+    """The shipped two-stage model whose naive Bayes share reads only the first ``tfidf_columns`` columns (the
+    embeddings are signed)."""
 
     def __init__(self, *, tfidf_columns: int = 0, **params):
         super().__init__(**params)
         self.tfidf_columns = tfidf_columns
 
-    def fit(self, X, y, sample_weight=None):
-        nb_share, self.nb_share = self.nb_share, 0.0
-        super().fit(X, y, sample_weight)
-        self.nb_share = nb_share
-        complaints = np.asarray(y) != self.none_label
-        self.nb_ = MultinomialNB(alpha=self.nb_alpha, fit_prior=False).fit(
-            X[complaints][:, :self.tfidf_columns], np.asarray(y)[complaints],
-            sample_weight=np.asarray(sample_weight)[complaints])
-        return self
-
-    def _cause_probabilities(self, X):
-        order = [list(self.nb_.classes_).index(label) for label in self.cause_.classes_]
-        nb = self.nb_.predict_proba(X[:, :self.tfidf_columns])[:, order]
-        return (1 - self.nb_share) * self.cause_.predict_proba(X) + self.nb_share * nb
+    def _nb_features(self, X):
+        return X[:, :self.tfidf_columns]
 
 
 def embed(texts: list[str], cache: Path | None, name: str) -> np.ndarray:

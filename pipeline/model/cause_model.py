@@ -63,8 +63,13 @@ class ComplaintThenCause(ClassifierMixin, BaseEstimator):
             from sklearn.naive_bayes import MultinomialNB
 
             self.nb_ = MultinomialNB(alpha=self.nb_alpha, fit_prior=False).fit(
-                X[complaints], y[complaints], sample_weight=weights[complaints])
+                self._nb_features(X[complaints]), y[complaints], sample_weight=weights[complaints])
         return self
+
+    def _nb_features(self, X):
+        """The columns the naive Bayes share reads: all of them here (a subclass with other, signed features
+        beside the counts gives it only the counts)."""
+        return X
 
     def _cause_probabilities(self, X) -> np.ndarray:
         """P(cause | complaint), columns in ``cause_.classes_`` order."""
@@ -72,7 +77,8 @@ class ComplaintThenCause(ClassifierMixin, BaseEstimator):
         nb = getattr(self, "nb_", None)  # models pickled before naive Bayes joined have none
         if nb is not None:
             order = [list(nb.classes_).index(label) for label in self.cause_.classes_]
-            probabilities = (1 - self.nb_share) * probabilities + self.nb_share * nb.predict_proba(X)[:, order]
+            probabilities = ((1 - self.nb_share) * probabilities
+                             + self.nb_share * nb.predict_proba(self._nb_features(X))[:, order])
         return probabilities
 
     def predict_proba(self, X) -> np.ndarray:
